@@ -1,0 +1,142 @@
+"""Image data sets held in memory, and the paper's preprocessing."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
+
+
+class DataError(Exception):
+    """A data set cannot be found or loaded."""
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """A data set with train and test splits.
+
+    ``x_*`` are (N, H, W, C) arrays: uint8 as loaded, float32 in [0, 1] after
+    :func:`to_float` (corruptions act on the float form). ``y_*`` are (N,) int64.
+    ``crop`` is the side of the center crop of the paper's preprocessing (None:
+    keep the full image); ``standardize`` turns on per-image standardization.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    crop: int | None = None
+    standardize: bool = False
+
+    def replace(self, **changes) -> "ImageDataset":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the model input after preprocessing."""
+        _, h, w, c = self.x_train.shape
+        side_h, side_w = (self.crop, self.crop) if self.crop else (h, w)
+        return (c, side_h, side_w)
+
+
+def default_data_root() -> Path:
+    """``$HARNESS_DATA_ROOT`` if set, else a per-user cache folder."""
+    if os.environ.get(DATA_ROOT_ENV):
+        return Path(os.environ[DATA_ROOT_ENV])
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "harness" / "data"
+
+
+def to_float(data: ImageDataset) -> ImageDataset:
+    """Scale uint8 pixels to float32 in [0, 1]."""
+    scale = np.float32(1 / 255)
+    return data.replace(
+        x_train=data.x_train.astype(np.float32) * scale,
+        x_test=data.x_test.astype(np.float32) * scale,
+    )
+
+
+def subset(data: ImageDataset, train_size: int | None, test_size: int | None) -> ImageDataset:
+    """The first ``train_size`` / ``test_size`` examples in canonical order."""
+    for split, size in (("train", train_size), ("test", test_size)):
+        available = len(getattr(data, f"y_{split}"))
+        if size is not None and not 0 < size <= available:
+            raise DataError(f"--{split}-size {size} is out of range: {data.name} has {available} {split} examples")
+    return data.replace(
+        x_train=data.x_train[:train_size],
+        y_train=data.y_train[:train_size],
+        x_test=data.x_test[:test_size],
+        y_test=data.y_test[:test_size],
+    )
+
+
+def center_crop(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Center crop of (N, C, H, W) images to side × side."""
+    h, w = images.shape[-2:]
+    top, left = (h - side) // 2, (w - side) // 2
+    return images[..., top : top + side, left : left + side]
+
+
+def standardize_per_image(images: torch.Tensor) -> torch.Tensor:
+    """TensorFlow ``per_image_standardization``: (x - mean) / max(std, 1/sqrt(N)) per image."""
+    flat = images.flatten(1)
+    mean = flat.mean(dim=1, keepdim=True)
+    std = flat.std(dim=1, unbiased=False, keepdim=True)
+    floor = 1.0 / np.sqrt(flat.shape[1])
+    return ((flat - mean) / std.clamp_min(floor)).view_as(images)
+
+
+def to_model_input(images: np.ndarray | torch.Tensor, data: ImageDataset) -> torch.Tensor:
+    """(N, H, W, C) float images in [0, 1] -> (N, C, H', W') model input (crop, standardize)."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2)
+    if data.crop:
+        x = center_crop(x, data.crop)
+    if data.standardize:
+        x = standardize_per_image(x)
+    return x.contiguous()
+
+
+def load_dataset(name: str, root: Path | None = None, download: bool = True) -> ImageDataset:
+    """Load a registered data set (uint8 images) from ``root`` (default :func:`default_data_root`)."""
+    from harness.registry import get_registry
+
+    loader = get_registry().get("datasets", name).obj
+    root = Path(root) if root is not None else default_data_root()
+    return loader(root, download)
+
+
+def corruption_rng(seed: int, corruption: str) -> np.random.Generator:
+    """The generator a corruption draws from: a function of (seed, corruption name) only."""
+    return np.random.default_rng([seed, zlib.crc32(corruption.encode())])
+
+
+def prepare_data(
+    dataset: str,
+    corruption: str = "none",
+    corrupt_prob: float = 1.0,
+    seed: int = 0,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    root: Path | None = None,
+) -> ImageDataset:
+    """Load, take the first N examples, scale to [0, 1] and corrupt: what a run trains on.
+
+    The corruption is a function of (data set, sizes, corruption, p, seed) alone, so it is
+    identical across epochs and re-runs and differs between seeds.
+    """
+    from harness.registry import get_registry
+
+    if not 0.0 <= corrupt_prob <= 1.0:
+        raise DataError(f"--corrupt-prob must be in [0, 1], got {corrupt_prob}")
+    corrupt = get_registry().get("corruptions", corruption).obj
+    data = to_float(subset(load_dataset(dataset, root), train_size, test_size))
+    return corrupt(data, corrupt_prob, corruption_rng(seed, corruption))

@@ -1,0 +1,83 @@
+"""``harness data``: look at exactly what a model is trained on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from harness.data import DataError, ImageDataset, prepare_data
+from harness.registry import UnknownNameError
+
+data_app = typer.Typer(help="Inspect and export (corrupted) data sets.", no_args_is_help=True)
+
+DatasetOption = typer.Option("cifar10", help="Dataset plugin.")
+CorruptionOption = typer.Option("none", help="Corruption plugin.")
+ProbOption = typer.Option(1.0, help="Corruption probability p.")
+SeedOption = typer.Option(0)
+DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder).")
+
+
+def load(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root) -> ImageDataset:
+    from harness.cli import fail
+
+    try:
+        return prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
+    except (UnknownNameError, DataError) as error:
+        fail(str(error))
+
+
+@data_app.command("preview")
+def preview(
+    out: Path = typer.Option(..., help="PNG file to write."),
+    dataset: str = DatasetOption,
+    corruption: str = CorruptionOption,
+    corrupt_prob: float = ProbOption,
+    seed: int = SeedOption,
+    count: int = typer.Option(32, help="Number of training images shown."),
+    data_root: Optional[Path] = DataRootOption,
+):
+    """A PNG grid of the first corrupted training images with their (corrupted) labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = load(dataset, corruption, corrupt_prob, seed, None, None, data_root)
+    count = min(count, len(data.y_train))
+    columns = min(8, count)
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
+    for i, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if i < count:
+            image = np.clip(data.x_train[i], 0, 1)
+            axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            axis.set_title(f"label {data.y_train[i]}", fontsize=8)
+    figure.suptitle(f"{dataset} / {corruption} (p={corrupt_prob}, seed={seed})")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    typer.echo(f"wrote {out}")
+
+
+@data_app.command("export")
+def export(
+    out: Path = typer.Option(..., help=".npz file to write."),
+    dataset: str = DatasetOption,
+    corruption: str = CorruptionOption,
+    corrupt_prob: float = ProbOption,
+    seed: int = SeedOption,
+    train_size: Optional[int] = typer.Option(None),
+    test_size: Optional[int] = typer.Option(None),
+    data_root: Optional[Path] = DataRootOption,
+):
+    """Write x_train, y_train, x_test, y_test after corruption, before crop and standardization
+    (float32 images in [0, 1], NHWC)."""
+    data = load(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
+    typer.echo(f"wrote {out}: {len(data.y_train)} train, {len(data.y_test)} test images")

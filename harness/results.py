@@ -1,0 +1,71 @@
+"""Results store: one Parquet file per run and table, written atomically.
+
+Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
+``kernel_runs``, ...). Every file of a table shares one schema, so
+``read_parquet('RESULTS/runs/**/*.parquet', union_by_name=true)`` reads them all.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class ResultsDirError(Exception):
+    """The results folder cannot be created or written."""
+
+
+def check_writable(results_dir: Path) -> None:
+    """Raise ResultsDirError unless files can be created in ``results_dir``."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-"):
+            pass
+    except OSError as error:
+        raise ResultsDirError(f"results folder {results_dir} is not writable: {error.strerror or error}") from None
+
+
+def table_path(results_dir: Path, table: str, run_id: str) -> Path:
+    return Path(results_dir) / table / f"{run_id}.parquet"
+
+
+def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict], schema: pa.Schema) -> Path:
+    """Write ``rows`` as ``RESULTS/<table>/<run_id>.parquet`` (temp file + rename).
+
+    A reader never sees a partial file: either the old file or the new one.
+    """
+    path = table_path(results_dir, table, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = pa.Table.from_pylist(rows, schema=schema)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{run_id}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(data, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_table(results_dir: Path, table: str) -> pa.Table | None:
+    """All rows of ``table`` (schemas unified by name), or None when there are none."""
+    folder = Path(results_dir) / table
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return None
+    tables = [pq.read_table(f) for f in files]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
+    """The single row stored for ``run_id`` in ``table``, or None."""
+    path = table_path(results_dir, table, run_id)
+    if not path.exists():
+        return None
+    rows = pq.read_table(path).to_pylist()
+    return rows[0] if rows else None

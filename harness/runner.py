@@ -1,0 +1,287 @@
+"""The training run of a randomization test: SGD on a (corrupted) data set, evaluated
+every epoch, stored as one ``runs`` row and one ``epochs`` row per epoch."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness import __version__
+from harness.data import ImageDataset, prepare_data, standardize_per_image, center_crop, to_model_input
+from harness.registry import get_registry
+from harness.regularizers import Regularizer, RegularizerError, build_regularizers
+from harness.results import check_writable, read_row, write_table
+from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
+
+EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run's result; its hash is the ``run_id``."""
+
+    model: str
+    corruption: str = "none"
+    dataset: str = "cifar10"
+    corrupt_prob: float = 1.0
+    regularizers: tuple[str, ...] = ()
+    seed: int = 0
+    train_size: int | None = None
+    test_size: int | None = None
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float | None = None
+    lr_decay: float = 0.95
+    momentum: float = 0.9
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class RunProgress:
+    """Receives a run's progress; the CLI shows it, the default ignores it."""
+
+    def start(self, config: RunConfig, batches_per_epoch: int) -> None: ...
+
+    def batch(self, epoch: int, batch: int, loss: float) -> None: ...
+
+    def epoch(self, row: dict) -> None: ...
+
+
+@dataclass
+class RunOutcome:
+    row: dict
+    path: Path
+    skipped: bool = False
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def resolve_config(config: RunConfig) -> RunConfig:
+    """The config with the model's default learning rate filled in; checks every name."""
+    registry = get_registry()
+    model = registry.get("models", config.model)
+    registry.get("datasets", config.dataset)
+    registry.get("corruptions", config.corruption)
+    if not 0.0 <= config.corrupt_prob <= 1.0:
+        raise ValueError(f"--corrupt-prob must be in [0, 1], got {config.corrupt_prob}")
+    for name, value in (("epochs", config.epochs), ("batch-size", config.batch_size)):
+        if value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    lr = config.lr if config.lr is not None else model.info.get("default_lr", 0.01)
+    if lr <= 0:
+        raise ValueError(f"--lr must be positive, got {lr}")
+    return replace(config, lr=lr, regularizers=tuple(config.regularizers))
+
+
+def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: list[Regularizer]) -> torch.nn.Module:
+    """The model, with the options regularizers ask for; refuses options it does not take."""
+    factory = get_registry().get("models", config.model).obj
+    options = {}
+    for regularizer in regularizers:
+        options.update(regularizer.model_options())
+    accepted = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for option in options:
+        if option not in accepted and not takes_any:
+            raise RegularizerError(f"model {config.model} does not support '{option}' (it takes no {option} option)")
+    return factory(input_shape=input_shape, num_classes=num_classes, **options)
+
+
+def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
+    """Keep the last ``fraction`` of the training examples apart (for early stopping)."""
+    if fraction <= 0:
+        return data, None
+    keep = len(data.y_train) - max(1, int(round(fraction * len(data.y_train))))
+    holdout = data.replace(x_test=data.x_train[keep:], y_test=data.y_train[keep:])
+    return data.replace(x_train=data.x_train[:keep], y_train=data.y_train[:keep]), holdout
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy, in eval mode, by batches."""
+    model.eval()
+    loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
+    correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
+    for start in range(0, len(labels), EVAL_BATCH):
+        logits = model(inputs[start : start + EVAL_BATCH])
+        target = labels[start : start + EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    return loss_sum.item() / len(labels), correct.item() / len(labels)
+
+
+class BatchSource:
+    """Training batches: precomputed model inputs, or raw images sent through the
+    regularizers' transforms, then center crop and standardization."""
+
+    def __init__(self, data: ImageDataset, regularizers: list[Regularizer], device: torch.device, seed: int):
+        self.data = data
+        self.transforms = [r for r in regularizers if r.transforms_batches]
+        self.labels = torch.as_tensor(data.y_train, device=device)
+        self.inputs = to_model_input(data.x_train, data).to(device)
+        self.raw = torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        if not self.transforms:
+            return self.inputs[index]
+        images = self.raw[index]
+        for regularizer in self.transforms:
+            images = regularizer.transform_batch(images, self.data.crop, self.generator)
+        if self.data.crop and images.shape[-1] != self.data.crop:
+            images = center_crop(images, self.data.crop)
+        return standardize_per_image(images) if self.data.standardize else images
+
+
+def execute(
+    config: RunConfig,
+    results_dir: Path,
+    data_root: Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+    progress: RunProgress | None = None,
+) -> RunOutcome:
+    """Run (or skip, when already completed) one configuration and store it.
+
+    Ctrl-C stores the run as ``interrupted`` with the epochs it finished, an error as
+    ``failed``; both re-raise. Files are written atomically, nothing partial is left.
+    """
+    progress = progress or RunProgress()
+    config = resolve_config(config)
+    regularizers = build_regularizers(config.regularizers)
+    torch_device = resolve_device(device)
+    results_dir = Path(results_dir)
+    check_writable(results_dir)
+    run_id = config.run_id
+    existing = read_row(results_dir, "runs", run_id)
+    if existing is not None and existing["status"] == "completed" and not force:
+        return RunOutcome(existing, results_dir / "runs" / f"{run_id}.parquet", skipped=True)
+
+    data = prepare_data(
+        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
+    )
+    holdout_fraction = max((r.holdout_fraction for r in regularizers), default=0.0)
+    train, holdout = split_holdout(data, holdout_fraction)
+    torch.manual_seed(config.seed)
+    model = build_model(config, data.input_shape, data.num_classes, regularizers).to(torch_device)
+    optimizer_options = {}
+    for regularizer in regularizers:
+        optimizer_options.update(regularizer.optimizer_options())
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options)
+
+    batches = BatchSource(train, regularizers, torch_device, config.seed)
+    test_inputs = to_model_input(data.x_test, data).to(torch_device)
+    test_labels = torch.as_tensor(data.y_test, device=torch_device)
+    holdout_tensors = (
+        (to_model_input(holdout.x_test, data).to(torch_device), torch.as_tensor(holdout.y_test, device=torch_device))
+        if holdout
+        else None
+    )
+    order_generator = torch.Generator().manual_seed(config.seed)
+    n_train = len(batches.labels)
+    batches_per_epoch = -(-n_train // config.batch_size)
+
+    started_at = datetime.now(timezone.utc)
+    start = time.perf_counter()
+    history: list[dict] = []
+    row = {
+        **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
+        "run_id": run_id,
+        "regularizers": list(config.regularizers),
+        "train_size": len(data.y_train),
+        "test_size": len(data.y_test),
+        "max_epochs": config.epochs,
+        "lr_decay": config.lr_decay,
+        "momentum": config.momentum,
+        "param_count": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "started_at": started_at,
+        "device": str(torch_device),
+        "harness_version": __version__,
+        "torch_version": torch.__version__,
+        "stopped_early": False,
+    }
+    steps = 0
+    progress.start(config, batches_per_epoch)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            order = torch.randperm(n_train, generator=order_generator).to(torch_device)
+            for b in range(batches_per_epoch):
+                index = order[b * config.batch_size : (b + 1) * config.batch_size]
+                loss = F.cross_entropy(model(batches(index)), batches.labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+                progress.batch(epoch, b + 1, loss)
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
+            train_loss, train_acc = evaluate(model, batches.inputs, batches.labels)
+            test_loss, test_acc = evaluate(model, test_inputs, test_labels)
+            holdout_loss, holdout_acc = evaluate(model, *holdout_tensors) if holdout_tensors else (None, None)
+            history.append(
+                dict(
+                    run_id=run_id, epoch=epoch, step=steps, lr=lr,
+                    train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
+                    holdout_loss=holdout_loss, holdout_acc=holdout_acc,
+                    wall_seconds=time.perf_counter() - start,
+                )
+            )
+            progress.epoch(history[-1])
+            if train_acc == 1.0:
+                break
+            if any(r.should_stop(history) for r in regularizers):
+                row["stopped_early"] = True
+                break
+        row["status"] = "completed"
+    except KeyboardInterrupt:
+        row["status"] = "interrupted"
+        raise
+    except Exception as error:
+        row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
+        raise
+    finally:
+        row.update(summarize(history, steps))
+        row["wall_seconds"] = time.perf_counter() - start
+        path = store(results_dir, row, history)
+    return RunOutcome(row, path)
+
+
+def summarize(history: list[dict], steps: int) -> dict:
+    """Final metrics, first fit and best test accuracy of a run's epochs."""
+    last = history[-1] if history else {}
+    fitted = next((h for h in history if h["train_acc"] == 1.0), None)
+    return {
+        "epochs": len(history),
+        "steps": steps,
+        **{k: last.get(k) for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
+        "fit_epoch": fitted["epoch"] if fitted else None,
+        "fit_step": fitted["step"] if fitted else None,
+        "best_test_acc": max((h["test_acc"] for h in history), default=None),
+    }
+
+
+def store(results_dir: Path, row: dict, history: list[dict]) -> Path:
+    """Write the epochs, then the run row (so a run row implies its epochs are there)."""
+    write_table(results_dir, "epochs", row["run_id"], history, EPOCHS_SCHEMA)
+    return write_table(results_dir, "runs", row["run_id"], [row], RUNS_SCHEMA)

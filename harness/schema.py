@@ -1,0 +1,68 @@
+"""Parquet schemas of the ``runs`` and ``epochs`` tables, with a description per column."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+def column(name: str, type_: pa.DataType, description: str) -> pa.Field:
+    return pa.field(name, type_, metadata={"description": description})
+
+
+def schema(*fields: pa.Field) -> pa.Schema:
+    return pa.schema(fields)
+
+
+RUNS_SCHEMA = schema(
+    column("run_id", pa.string(), "16-hex-digit hash of the canonical run configuration (same config, same id)"),
+    column("status", pa.string(), "completed, interrupted (Ctrl-C) or failed"),
+    column("error", pa.string(), "error message when status is failed, else null"),
+    column("model", pa.string(), "model plugin name"),
+    column("dataset", pa.string(), "dataset plugin name"),
+    column("corruption", pa.string(), "corruption plugin name (none = true labels)"),
+    column("corrupt_prob", pa.float64(), "corruption probability p (used by random_labels)"),
+    column("regularizers", pa.list_(pa.string()), "regularizer specs NAME[=VALUE], in the order given"),
+    column("seed", pa.int64(), "seed of the corruption, model initialisation and batch order"),
+    column("train_size", pa.int64(), "training examples used (before any early-stopping holdout)"),
+    column("test_size", pa.int64(), "test examples used"),
+    column("epochs", pa.int64(), "epochs completed"),
+    column("max_epochs", pa.int64(), "epoch limit asked for"),
+    column("steps", pa.int64(), "SGD steps completed"),
+    column("batch_size", pa.int64(), "mini-batch size"),
+    column("lr", pa.float64(), "initial learning rate"),
+    column("lr_decay", pa.float64(), "learning-rate factor applied after every epoch"),
+    column("momentum", pa.float64(), "SGD momentum"),
+    column("param_count", pa.int64(), "number of trainable parameters"),
+    column("train_acc", pa.float64(), "final accuracy on the (corrupted) training set, fraction in [0, 1]"),
+    column("test_acc", pa.float64(), "final test accuracy, fraction in [0, 1]"),
+    column("train_loss", pa.float64(), "final mean cross-entropy on the training set"),
+    column("test_loss", pa.float64(), "final mean cross-entropy on the test set"),
+    column("fit_epoch", pa.int64(), "first epoch with 100 % training accuracy, null if never"),
+    column("fit_step", pa.int64(), "SGD steps done by the end of fit_epoch, null if never"),
+    column("best_test_acc", pa.float64(), "best test accuracy over all epochs"),
+    column("stopped_early", pa.bool_(), "true when a regularizer (early_stopping) ended training"),
+    column("wall_seconds", pa.float64(), "seconds from start to end of the run"),
+    column("started_at", pa.timestamp("us", tz="UTC"), "start time (UTC)"),
+    column("device", pa.string(), "torch device the run used"),
+    column("harness_version", pa.string(), "harness version"),
+    column("torch_version", pa.string(), "torch version"),
+)
+
+EPOCHS_SCHEMA = schema(
+    column("run_id", pa.string(), "the run (joins runs.run_id)"),
+    column("epoch", pa.int64(), "epoch number, from 1"),
+    column("step", pa.int64(), "SGD steps done by the end of this epoch"),
+    column("lr", pa.float64(), "learning rate used during this epoch"),
+    column("train_loss", pa.float64(), "mean cross-entropy on the whole training set, eval mode"),
+    column("train_acc", pa.float64(), "accuracy on the whole training set, eval mode"),
+    column("test_loss", pa.float64(), "mean cross-entropy on the test set"),
+    column("test_acc", pa.float64(), "test accuracy"),
+    column("holdout_loss", pa.float64(), "cross-entropy on the early-stopping holdout, null without one"),
+    column("holdout_acc", pa.float64(), "accuracy on the early-stopping holdout, null without one"),
+    column("wall_seconds", pa.float64(), "seconds since the run started, at the end of this epoch's evaluation"),
+)
+
+
+def describe(schema_: pa.Schema) -> list[tuple[str, str, str]]:
+    """(name, type, description) of every column."""
+    return [(f.name, str(f.type), f.metadata[b"description"].decode()) for f in schema_]

@@ -1,0 +1,89 @@
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from harness.runner import RunConfig, RunProgress, execute, resolve_config
+from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
+
+SMALL = dict(model="mlp_1x512", dataset="digits", train_size=200, test_size=100, batch_size=32, seed=0)
+
+
+def run(tmp_path, **changes):
+    return execute(RunConfig(**{**SMALL, **changes}), tmp_path, device="cpu")
+
+
+def test_random_labels_are_fitted_and_stored(tmp_path):
+    outcome = run(tmp_path, corruption="random_labels", epochs=300, lr=0.1, lr_decay=1.0)
+    row = outcome.row
+    assert row["status"] == "completed" and row["train_acc"] == 1.0
+    assert row["fit_epoch"] == row["epochs"] and row["fit_step"] == row["steps"] == row["epochs"] * 7
+    assert row["param_count"] == 64 * 512 + 512 + 5130
+    runs = duckdb.sql(f"SELECT * FROM read_parquet('{tmp_path}/runs/**/*.parquet', union_by_name=true)").fetchall()
+    epochs = duckdb.sql(
+        f"SELECT count(*), max(epoch), max(train_acc) FROM read_parquet('{tmp_path}/epochs/**/*.parquet', union_by_name=true)"
+    ).fetchall()[0]
+    assert len(runs) == 1
+    assert epochs == (row["epochs"], row["epochs"], 1.0)
+    assert pq.read_schema(outcome.path).names == RUNS_SCHEMA.names
+    assert pq.read_schema(tmp_path / "epochs" / f"{row['run_id']}.parquet").names == EPOCHS_SCHEMA.names
+
+
+def test_same_seed_same_result_and_other_seed_differs(tmp_path):
+    a = run(tmp_path / "a", corruption="random_labels", epochs=2).row
+    b = run(tmp_path / "b", corruption="random_labels", epochs=2).row
+    c = run(tmp_path / "c", corruption="random_labels", epochs=2, seed=1).row
+    assert a["run_id"] == b["run_id"] != c["run_id"]
+    assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
+    assert a["train_loss"] != c["train_loss"]
+
+
+def test_completed_run_is_skipped_unless_forced(tmp_path):
+    first = run(tmp_path, epochs=1)
+    again = run(tmp_path, epochs=1)
+    assert again.skipped and again.row["run_id"] == first.row["run_id"]
+    forced = run(tmp_path, epochs=1)
+    assert forced.skipped
+    assert not execute(RunConfig(**{**SMALL, "epochs": 1}), tmp_path, device="cpu", force=True).skipped
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+class InterruptAt(RunProgress):
+    def __init__(self, epoch, batch):
+        self.at = (epoch, batch)
+
+    def batch(self, epoch, batch, loss):
+        if (epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_stores_finished_epochs_and_no_temp_files(tmp_path):
+    config = resolve_config(RunConfig(**{**SMALL, "epochs": 10, "corruption": "random_labels"}))
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, tmp_path, device="cpu", progress=InterruptAt(3, 2))
+    row = pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]
+    assert row["status"] == "interrupted" and row["epochs"] == 2 and row["steps"] == 2 * 7 + 2
+    assert pq.read_table(tmp_path / "epochs" / f"{config.run_id}.parquet").num_rows == 2
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".parquet")]
+    assert leftovers == []
+    # An interrupted run is not "completed": running again redoes it.
+    assert not execute(config, tmp_path, device="cpu").skipped
+
+
+class FailAt(RunProgress):
+    def epoch(self, row):
+        raise RuntimeError("disk on fire")
+
+
+def test_failure_is_recorded(tmp_path):
+    config = resolve_config(RunConfig(**{**SMALL, "epochs": 3}))
+    with pytest.raises(RuntimeError):
+        execute(config, tmp_path, device="cpu", progress=FailAt())
+    row = pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]
+    assert row["status"] == "failed" and "disk on fire" in row["error"] and row["epochs"] == 1
+
+
+def test_lr_decays_every_epoch_and_model_default_lr(tmp_path):
+    outcome = run(tmp_path, epochs=3, corruption="random_labels")
+    lrs = pq.read_table(tmp_path / "epochs" / f"{outcome.row['run_id']}.parquet").column("lr").to_pylist()
+    assert outcome.row["lr"] == 0.01
+    assert lrs == pytest.approx([0.01, 0.0095, 0.009025])
