@@ -1,0 +1,125 @@
+"""Third-party plugins: a real package with an entry point, installed into a temp folder."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PACKAGES = {
+    "harness-tinynet": (
+        "harness_tinynet",
+        """
+        from torch import nn
+        from harness import hookimpl
+
+        def tinynet(input_shape, num_classes):
+            c, h, w = input_shape
+            return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes))
+
+        def everything_is_zero(data, p, rng):
+            return data.replace(y_train=data.y_train * 0)
+
+        @hookimpl
+        def register_models(register):
+            register("tinynet", tinynet, default_lr=0.05)
+
+        @hookimpl
+        def register_corruptions(register):
+            register("all_zero", everything_is_zero)
+
+        @hookimpl
+        def register_commands(app):
+            @app.command("hello")
+            def hello():
+                print("hello from tinynet")
+        """,
+    ),
+    "harness-broken": ("harness_broken", "raise ImportError('this plugin is broken on purpose')\n"),
+    "harness-clash": (
+        "harness_clash",
+        """
+        from harness import hookimpl
+
+        @hookimpl
+        def register_models(register):
+            register("mlp_1x512", object)
+        """,
+    ),
+}
+
+
+def build_package(root: Path, dist: str, module: str, source: str) -> Path:
+    folder = root / dist
+    folder.mkdir()
+    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    (folder / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [build-system]
+            requires = ["setuptools>=64"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{dist}"
+            version = "1.2.3"
+
+            [project.entry-points.harness]
+            {module} = "{module}"
+            """
+        )
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A folder with the three plugin packages pip-installed into it."""
+    root = tmp_path_factory.mktemp("plugins")
+    sources = [build_package(root, dist, module, code) for dist, (module, code) in PACKAGES.items()]
+    target = root / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), *map(str, sources)],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def harness_cli(site: Path, *args, strict=False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_STRICT_PLUGINS": "1" if strict else "0"}
+    return subprocess.run(
+        [sys.executable, "-c", "from harness.cli import main; main()", *map(str, args)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_third_party_model_corruption_and_command(site, tmp_path):
+    listing = harness_cli(site, "plugins", "--json")
+    assert listing.returncode == 0, listing.stderr
+    models = {e["name"]: e for e in json.loads(listing.stdout)["models"]}
+    assert models["tinynet"]["source"] == "harness-tinynet 1.2.3"
+    assert models["tinynet"]["info"] == {"default_lr": 0.05}
+    assert "built-in" in models["mlp_1x512"]["source"]  # the clash did not override it
+    # The broken plugin and the clash are one warning line each; the CLI keeps working.
+    warnings = [line for line in listing.stderr.splitlines() if line.startswith("warning:")]
+    assert any("harness-broken 1.2.3 failed to load" in w for w in warnings)
+    assert any("'mlp_1x512' is registered twice" in w and "harness-clash 1.2.3" in w for w in warnings)
+    assert "Traceback" not in listing.stderr
+
+    run = harness_cli(site, "run", "--plugin", "tinynet", "--dataset", "digits", "--corruption", "all_zero",
+                      "--epochs", "3", "--results-dir", tmp_path, "--device", "cpu")
+    assert run.returncode == 0, run.stderr
+    assert "train acc 100.00%" in run.stdout  # every label is 0: trivially fitted
+    assert harness_cli(site, "hello").stdout.strip() == "hello from tinynet"
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(site):
+    result = harness_cli(site, "plugins", strict=True)
+    assert result.returncode == 2
+    assert "harness-broken 1.2.3 failed to load" in result.stderr
+    assert "Traceback" not in result.stderr
