@@ -6,7 +6,6 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -66,14 +65,14 @@ def run_command(
     dataset: str = typer.Option("cifar10", help="Dataset plugin."),
     regularizer: list[str] = typer.Option([], "--regularizer", help="NAME[=VALUE], repeatable."),
     epochs: int = typer.Option(100, help="Epoch limit; training also stops at 100 % training accuracy."),
-    train_size: Optional[int] = typer.Option(None, help="Use the first N training examples."),
-    test_size: Optional[int] = typer.Option(None, help="Use the first N test examples."),
+    train_size: int | None = typer.Option(None, help="Use the first N training examples."),
+    test_size: int | None = typer.Option(None, help="Use the first N test examples."),
     batch_size: int = typer.Option(128),
-    lr: Optional[float] = typer.Option(None, help="Initial learning rate (default: the model's)."),
+    lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
     lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    data_root: Optional[Path] = DataRootOption,
+    data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
     force: bool = typer.Option(False, help="Run again even if this configuration already completed."),
 ):
@@ -130,8 +129,8 @@ RESULT_COLUMNS = ("run_id", "status", "model", "dataset", "corruption", "corrupt
 
 def results_command(
     results_dir: Path = ResultsDirOption,
-    model: Optional[str] = typer.Option(None, help="Only this model."),
-    corruption: Optional[str] = typer.Option(None, help="Only this corruption."),
+    model: str | None = typer.Option(None, help="Only this model."),
+    corruption: str | None = typer.Option(None, help="Only this corruption."),
     output_format: str = typer.Option("table", "--format", help="table, csv or json."),
 ):
     """Show stored runs."""
@@ -162,6 +161,39 @@ def format_cell(value) -> str:
     return "-" if value is None else str(value)
 
 
+def rademacher_command(
+    plugin: str = typer.Option(..., "--plugin", help="Model plugin."),
+    dataset: str = typer.Option("cifar10", help="Dataset plugin."),
+    train_size: int = typer.Option(1000, help="Sample size n: the first n training examples."),
+    trials: int = typer.Option(5, help="Number of random sign vectors."),
+    epochs: int = typer.Option(100, help="Epoch limit per trial."),
+    batch_size: int = typer.Option(128),
+    lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
+    lr_decay: float = typer.Option(0.95),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    data_root: Path | None = DataRootOption,
+    results_dir: Path = ResultsDirOption,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+):
+    """Estimate the empirical Rademacher complexity of a model on a sample by fitting random signs."""
+    from harness.rademacher import RademacherConfig, estimate
+
+    config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
+    try:
+        summary, rows = estimate(config, results_dir, data_root, device)
+    except USER_ERRORS as error:
+        fail(str(error))
+    if as_json:
+        print(json.dumps({**summary, "correlations": [r["correlation"] for r in rows]}, default=str))
+        return
+    table = Table("trial", "correlation", "train acc", "epochs", "fit epoch", title=f"{plugin} on {train_size} {dataset} images")
+    for r in rows:
+        table.add_row(str(r["trial"]), f"{r['correlation']:.4f}", f"{r['train_acc']:.2%}", str(r["epochs"]), format_cell(r["fit_epoch"]))
+    console.print(table)
+    console.print(f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials")
+
+
 def add_plugin_commands(app: typer.Typer) -> None:
     """Let plugins add sub-commands; a broken one is reported, not fatal (unless strict)."""
     registry = get_registry()
@@ -178,6 +210,9 @@ def add_plugin_commands(app: typer.Typer) -> None:
 def create_app() -> typer.Typer:
     """The ``harness`` app with its built-in and plugin commands."""
     from harness.data_cli import data_app
+    from harness.reports.cli import report_app
+    from harness.sweep import sweep_command
+    from harness.theory.cli import theory_app
 
     app = typer.Typer(help=f"harness {__version__}: randomization tests for neural networks and kernel machines.",
                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -185,6 +220,10 @@ def create_app() -> typer.Typer:
     app.command("plugins")(plugins_command)
     app.command("results")(results_command)
     app.add_typer(data_app, name="data")
+    app.command("sweep")(sweep_command)
+    app.add_typer(report_app, name="report")
+    app.command("rademacher")(rademacher_command)
+    app.add_typer(theory_app, name="theory")
     add_plugin_commands(app)
     return app
 

@@ -37,7 +37,7 @@ class ImageDataset:
     crop: int | None = None
     standardize: bool = False
 
-    def replace(self, **changes) -> "ImageDataset":
+    def replace(self, **changes) -> ImageDataset:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
@@ -37,7 +36,7 @@ def preview(
     corrupt_prob: float = ProbOption,
     seed: int = SeedOption,
     count: int = typer.Option(32, help="Number of training images shown."),
-    data_root: Optional[Path] = DataRootOption,
+    data_root: Path | None = DataRootOption,
 ):
     """A PNG grid of the first corrupted training images with their (corrupted) labels."""
     import matplotlib
@@ -71,9 +70,9 @@ def export(
     corruption: str = CorruptionOption,
     corrupt_prob: float = ProbOption,
     seed: int = SeedOption,
-    train_size: Optional[int] = typer.Option(None),
-    test_size: Optional[int] = typer.Option(None),
-    data_root: Optional[Path] = DataRootOption,
+    train_size: int | None = typer.Option(None),
+    test_size: int | None = typer.Option(None),
+    data_root: Path | None = DataRootOption,
 ):
     """Write x_train, y_train, x_test, y_test after corruption, before crop and standardization
     (float32 images in [0, 1], NHWC)."""

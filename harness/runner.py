@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from harness import __version__
-from harness.data import ImageDataset, prepare_data, standardize_per_image, center_crop, to_model_input
+from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError, build_regularizers
 from harness.results import check_writable, read_row, write_table
@@ -152,6 +151,74 @@ class BatchSource:
         return standardize_per_image(images) if self.data.standardize else images
 
 
+class Training:
+    """A model trained by SGD on one data set, evaluated every epoch.
+
+    Its ``history`` (rows of the ``epochs`` table) and ``steps`` survive an interrupt.
+    A data set without test examples is evaluated on its training set only.
+    """
+
+    def __init__(self, config: RunConfig, data: ImageDataset, regularizers: list[Regularizer], device: torch.device):
+        self.config, self.regularizers = config, regularizers
+        holdout_fraction = max((r.holdout_fraction for r in regularizers), default=0.0)
+        train, holdout = split_holdout(data, holdout_fraction)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, data.input_shape, data.num_classes, regularizers).to(device)
+        optimizer_options = {}
+        for regularizer in regularizers:
+            optimizer_options.update(regularizer.optimizer_options())
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options)
+        self.batches = BatchSource(train, regularizers, device, config.seed)
+        self.evaluations = {"train": (self.batches.inputs, self.batches.labels)}
+        for name, split in (("test", data), ("holdout", holdout)):
+            if split is not None and len(split.y_test):
+                labels = torch.as_tensor(split.y_test, device=device)
+                self.evaluations[name] = (to_model_input(split.x_test, data).to(device), labels)
+        self.order_generator = torch.Generator().manual_seed(config.seed)
+        self.device = device
+        self.history: list[dict] = []
+        self.steps = 0
+        self.stopped_early = False
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def run(self, progress: RunProgress, run_id: str = "") -> None:
+        """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it."""
+        config, model, optimizer, batches = self.config, self.model, self.optimizer, self.batches
+        n_train = len(batches.labels)
+        batches_per_epoch = -(-n_train // config.batch_size)
+        start = time.perf_counter()
+        progress.start(config, batches_per_epoch)
+        for epoch in range(1, config.epochs + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            model.train()
+            order = torch.randperm(n_train, generator=self.order_generator).to(self.device)
+            for b in range(batches_per_epoch):
+                index = order[b * config.batch_size : (b + 1) * config.batch_size]
+                loss = F.cross_entropy(model(batches(index)), batches.labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                self.steps += 1
+                progress.batch(epoch, b + 1, loss)
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
+            row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
+            for name in ("train", "test", "holdout"):
+                loss_acc = evaluate(model, *self.evaluations[name]) if name in self.evaluations else (None, None)
+                row[f"{name}_loss"], row[f"{name}_acc"] = loss_acc
+            row["wall_seconds"] = time.perf_counter() - start
+            self.history.append(row)
+            progress.epoch(row)
+            if row["train_acc"] == 1.0:
+                break
+            if any(r.should_stop(self.history) for r in self.regularizers):
+                self.stopped_early = True
+                break
+
+
 def execute(
     config: RunConfig,
     results_dir: Path,
@@ -165,7 +232,6 @@ def execute(
     Ctrl-C stores the run as ``interrupted`` with the epochs it finished, an error as
     ``failed``; both re-raise. Files are written atomically, nothing partial is left.
     """
-    progress = progress or RunProgress()
     config = resolve_config(config)
     regularizers = build_regularizers(config.regularizers)
     torch_device = resolve_device(device)
@@ -179,30 +245,7 @@ def execute(
     data = prepare_data(
         config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
     )
-    holdout_fraction = max((r.holdout_fraction for r in regularizers), default=0.0)
-    train, holdout = split_holdout(data, holdout_fraction)
-    torch.manual_seed(config.seed)
-    model = build_model(config, data.input_shape, data.num_classes, regularizers).to(torch_device)
-    optimizer_options = {}
-    for regularizer in regularizers:
-        optimizer_options.update(regularizer.optimizer_options())
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options)
-
-    batches = BatchSource(train, regularizers, torch_device, config.seed)
-    test_inputs = to_model_input(data.x_test, data).to(torch_device)
-    test_labels = torch.as_tensor(data.y_test, device=torch_device)
-    holdout_tensors = (
-        (to_model_input(holdout.x_test, data).to(torch_device), torch.as_tensor(holdout.y_test, device=torch_device))
-        if holdout
-        else None
-    )
-    order_generator = torch.Generator().manual_seed(config.seed)
-    n_train = len(batches.labels)
-    batches_per_epoch = -(-n_train // config.batch_size)
-
-    started_at = datetime.now(timezone.utc)
-    start = time.perf_counter()
-    history: list[dict] = []
+    training = Training(config, data, regularizers, torch_device)
     row = {
         **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
         "run_id": run_id,
@@ -212,47 +255,15 @@ def execute(
         "max_epochs": config.epochs,
         "lr_decay": config.lr_decay,
         "momentum": config.momentum,
-        "param_count": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "started_at": started_at,
+        "param_count": training.param_count,
+        "started_at": datetime.now(timezone.utc),
         "device": str(torch_device),
         "harness_version": __version__,
         "torch_version": torch.__version__,
-        "stopped_early": False,
     }
-    steps = 0
-    progress.start(config, batches_per_epoch)
+    start = time.perf_counter()
     try:
-        for epoch in range(1, config.epochs + 1):
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            order = torch.randperm(n_train, generator=order_generator).to(torch_device)
-            for b in range(batches_per_epoch):
-                index = order[b * config.batch_size : (b + 1) * config.batch_size]
-                loss = F.cross_entropy(model(batches(index)), batches.labels[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                steps += 1
-                progress.batch(epoch, b + 1, loss)
-            for group in optimizer.param_groups:
-                group["lr"] *= config.lr_decay
-            train_loss, train_acc = evaluate(model, batches.inputs, batches.labels)
-            test_loss, test_acc = evaluate(model, test_inputs, test_labels)
-            holdout_loss, holdout_acc = evaluate(model, *holdout_tensors) if holdout_tensors else (None, None)
-            history.append(
-                dict(
-                    run_id=run_id, epoch=epoch, step=steps, lr=lr,
-                    train_loss=train_loss, train_acc=train_acc, test_loss=test_loss, test_acc=test_acc,
-                    holdout_loss=holdout_loss, holdout_acc=holdout_acc,
-                    wall_seconds=time.perf_counter() - start,
-                )
-            )
-            progress.epoch(history[-1])
-            if train_acc == 1.0:
-                break
-            if any(r.should_stop(history) for r in regularizers):
-                row["stopped_early"] = True
-                break
+        training.run(progress or RunProgress(), run_id)
         row["status"] = "completed"
     except KeyboardInterrupt:
         row["status"] = "interrupted"
@@ -261,9 +272,9 @@ def execute(
         row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
         raise
     finally:
-        row.update(summarize(history, steps))
+        row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
         row["wall_seconds"] = time.perf_counter() - start
-        path = store(results_dir, row, history)
+        path = store(results_dir, row, training.history)
     return RunOutcome(row, path)
 
 
@@ -277,7 +288,7 @@ def summarize(history: list[dict], steps: int) -> dict:
         **{k: last.get(k) for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
         "fit_epoch": fitted["epoch"] if fitted else None,
         "fit_step": fitted["step"] if fitted else None,
-        "best_test_acc": max((h["test_acc"] for h in history), default=None),
+        "best_test_acc": max((h["test_acc"] for h in history if h["test_acc"] is not None), default=None),
     }
 
 

@@ -1,4 +1,4 @@
-"""Multi-layer perceptrons of Table 1: ReLU, biases, 512 units per hidden layer."""
+"""Multi-layer perceptrons of Table 1 (ReLU, biases, 512 units per hidden layer) and a linear baseline."""
 
 from __future__ import annotations
 
@@ -32,7 +32,13 @@ def mlp_3x512(input_shape, num_classes, dropout: float = 0.0) -> nn.Sequential:
     return mlp(input_shape, num_classes, hidden_layers=3, dropout=dropout)
 
 
+def linear(input_shape, num_classes) -> nn.Sequential:
+    """Multinomial logistic regression on the flattened input (an MLP with no hidden layer)."""
+    return mlp(input_shape, num_classes, hidden_layers=0)
+
+
 @hookimpl
 def register_models(register):
+    register("linear", linear, default_lr=0.01)
     register("mlp_1x512", mlp_1x512, default_lr=0.01)
     register("mlp_3x512", mlp_3x512, default_lr=0.01)
