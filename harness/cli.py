@@ -231,8 +231,10 @@ def create_app() -> typer.Typer:
 def main() -> None:
     try:
         registry = get_registry()
+        app = create_app()
     except PluginError as error:
-        fail(str(error))
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     for warning in registry.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    create_app()()
+    app()
