@@ -91,8 +91,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
     return replace(config, lr=lr, regularizers=tuple(config.regularizers))
 
 
-def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: list[Regularizer]) -> torch.nn.Module:
-    """The model, with the options regularizers ask for; refuses options it does not take."""
+def model_options(config: RunConfig, regularizers: list[Regularizer]) -> dict:
+    """The options regularizers pass to the model factory; refuses options it does not take."""
     factory = get_registry().get("models", config.model).obj
     options = {}
     for regularizer in regularizers:
@@ -102,7 +102,13 @@ def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: 
     for option in options:
         if option not in accepted and not takes_any:
             raise RegularizerError(f"model {config.model} does not support '{option}' (it takes no {option} option)")
-    return factory(input_shape=input_shape, num_classes=num_classes, **options)
+    return options
+
+
+def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: list[Regularizer]) -> torch.nn.Module:
+    """The model, with the options regularizers ask for."""
+    factory = get_registry().get("models", config.model).obj
+    return factory(input_shape=input_shape, num_classes=num_classes, **model_options(config, regularizers))
 
 
 def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
@@ -234,6 +240,7 @@ def execute(
     """
     config = resolve_config(config)
     regularizers = build_regularizers(config.regularizers)
+    model_options(config, regularizers)
     torch_device = resolve_device(device)
     results_dir = Path(results_dir)
     check_writable(results_dir)

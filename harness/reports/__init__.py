@@ -1,0 +1,1 @@
+"""Reports rebuilt from stored runs: the paper's Table 1, Figure 1 and Figure 2b."""

@@ -1,0 +1,287 @@
+"""Sweeps: a TOML grid of ``harness run`` configurations, run (or resumed) as one job.
+
+Spec format::
+
+    # Every combination of the [grid] lists is one run. Keys are `harness run`
+    # options in snake_case; every value is a list of choices.
+    [grid]
+    plugin = ["mlp_1x512", "alexnet"]
+    corruption = ["none", "random_labels"]
+    corrupt_prob = [1.0]
+    regularizers = [[], ["weight_decay=5e-4", "random_crop"]]   # a list of regularizer lists
+    seed = [0, 1]
+
+    # Applied to every run (single values, not lists).
+    [overrides]
+    dataset = "cifar10"
+    train_size = 2000
+    epochs = 60
+
+Keys: plugin, corruption, corrupt_prob, dataset, regularizers, seed, train_size,
+test_size, epochs, batch_size, lr, lr_decay, momentum. A key may appear in the grid
+or in the overrides, not both.
+
+To sweep a union of grids (e.g. Table 1, where only some models take random crops),
+write several ``[[grid]]`` tables instead of one ``[grid]``: each is expanded on its
+own and the runs of all of them are taken together (duplicates once).
+
+Runs already completed in the results folder are skipped, so a sweep resumes after a
+crash or Ctrl-C: interrupted runs are redone, completed ones never. Every run writes
+its own files, so ``--jobs N`` runs N at once in worker processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import tomllib
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.runner import RunConfig, execute, resolve_config
+from harness.regularizers import build_regularizers
+from harness.results import read_row, write_table
+from harness.schema import RUNS_SCHEMA
+
+OPTION_TO_FIELD = {
+    "plugin": "model",
+    "corruption": "corruption",
+    "corrupt_prob": "corrupt_prob",
+    "dataset": "dataset",
+    "regularizers": "regularizers",
+    "seed": "seed",
+    "train_size": "train_size",
+    "test_size": "test_size",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "lr_decay": "lr_decay",
+    "momentum": "momentum",
+}
+
+
+class SweepSpecError(ValueError):
+    """A sweep spec is malformed."""
+
+
+def check_keys(keys, where: str) -> None:
+    unknown = sorted(set(keys) - set(OPTION_TO_FIELD))
+    if unknown:
+        raise SweepSpecError(f"unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(OPTION_TO_FIELD)}")
+
+
+def to_config(options: dict) -> RunConfig:
+    """A RunConfig from snake_case ``harness run`` options."""
+    fields = {OPTION_TO_FIELD[key]: value for key, value in options.items()}
+    if "regularizers" in fields:
+        fields["regularizers"] = tuple(fields["regularizers"])
+    if "model" not in fields:
+        raise SweepSpecError("every run needs a plugin: set `plugin` in [grid] or [overrides]")
+    return RunConfig(**fields)
+
+
+def expand(spec: dict) -> list[RunConfig]:
+    """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
+    check_keys(set(spec) - {"grid", "overrides"}, "the top level (only [grid] and [overrides] are allowed)")
+    overrides = spec.get("overrides", {})
+    check_keys(overrides, "[overrides]")
+    grids = spec.get("grid", [{}])
+    grids = [grids] if isinstance(grids, dict) else grids
+    configs: dict[str, RunConfig] = {}
+    for grid in grids:
+        check_keys(grid, "[grid]")
+        both = sorted(set(grid) & set(overrides))
+        if both:
+            raise SweepSpecError(f"{', '.join(both)} set in both [grid] and [overrides]")
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                raise SweepSpecError(f"[grid] {key} must be a non-empty list of choices, got {values!r}")
+        for combination in itertools.product(*grid.values()):
+            config = to_config({**overrides, **dict(zip(grid, combination))})
+            configs.setdefault(config.run_id, config)
+    return list(configs.values())
+
+
+def load_spec(path: Path) -> list[RunConfig]:
+    """The runs of a TOML spec file, each checked (names, ranges) before anything runs."""
+    try:
+        with open(path, "rb") as file:
+            spec = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SweepSpecError(f"cannot read sweep spec {path}: {error}") from None
+    configs = [resolve_config(config) for config in expand(spec)]
+    for config in configs:
+        build_regularizers(config.regularizers)
+    return configs
+
+
+@dataclass
+class Result:
+    """What became of one run of a sweep."""
+
+    config: RunConfig
+    status: str  # completed, skipped, failed or interrupted
+    row: dict | None = None
+    error: str | None = None
+
+
+def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str) -> Result:
+    """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
+    try:
+        outcome = execute(config, results_dir, data_root, device)
+    except KeyboardInterrupt:
+        return Result(config, "interrupted")
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        record_failure(results_dir, config, message)
+        return Result(config, "failed", error=message)
+    return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
+
+
+def record_failure(results_dir: Path, config: RunConfig, message: str) -> None:
+    """Store a ``failed`` runs row unless the runner already stored one (errors before training)."""
+    existing = read_row(results_dir, "runs", config.run_id)
+    if existing is not None and existing["status"] == "failed":
+        return
+    row = {"run_id": config.run_id, "status": "failed", "error": message, "max_epochs": config.epochs,
+           "regularizers": list(config.regularizers),
+           **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")}}
+    write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
+
+
+def init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class SweepSummary:
+    results: list[Result] = field(default_factory=list)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+def run_sweep(
+    configs: list[RunConfig],
+    results_dir: Path,
+    data_root: Path | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    on_result=lambda result: None,
+) -> SweepSummary:
+    """Run every configuration (``jobs`` at a time), calling ``on_result`` as each ends.
+
+    On Ctrl-C (SIGINT to the whole process group, as a terminal sends it) the runs in
+    progress are stored as interrupted, the rest are not started, and the summary says
+    ``interrupted``; running the sweep again resumes it.
+    """
+    summary = SweepSummary()
+
+    def finish(result: Result) -> None:
+        summary.results.append(result)
+        summary.interrupted |= result.status == "interrupted"
+        on_result(result)
+
+    if jobs == 1:
+        for config in configs:
+            finish(run_one(config, results_dir, data_root, device))
+            if summary.interrupted:
+                break
+        return summary
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker, initargs=(threads,)) as pool:
+        pending = {pool.submit(run_one, c, results_dir, data_root, device): c for c in configs}
+        try:
+            while pending and not summary.interrupted:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finish(collect(future, pending.pop(future), results_dir))
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        for future in pending:
+            future.cancel()
+    return summary
+
+
+def collect(future, config: RunConfig, results_dir: Path) -> Result:
+    """A worker's result; a worker that died (e.g. killed for memory) counts as a failed run."""
+    try:
+        return future.result()
+    except Exception as error:
+        message = f"worker process failed: {type(error).__name__}: {error}"
+        record_failure(results_dir, config, message)
+        return Result(config, "failed", error=message)
+
+
+def describe(config: RunConfig) -> str:
+    """A short label of a run: model, corruption (p), regularizers, seed."""
+    corruption = config.corruption + (f" p={config.corrupt_prob:g}" if config.corruption == "random_labels" else "")
+    regularizers = "+".join(config.regularizers) or "no reg."
+    return f"{config.model} · {corruption} · {regularizers} · seed {config.seed}"
+
+
+def sweep_command(
+    spec: Path = typer.Argument(..., help="Sweep spec (TOML): [grid] lists and [overrides]."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once, each in a worker process."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Results folder."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+):
+    """Run every configuration of a sweep spec; completed runs are skipped, so it resumes."""
+    from harness.cli import USER_ERRORS, console, err_console, fail
+
+    try:
+        configs = load_spec(spec)
+    except USER_ERRORS as error:
+        fail(str(error))
+    console.print(f"sweep {spec}: {len(configs)} runs, {jobs} at a time -> {results_dir}", highlight=False)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[stats]}"))
+    with Progress(*columns, console=err_console) as progress:
+        task = progress.add_task("runs", total=len(configs), stats="")
+        counts = {"completed": 0, "skipped": 0, "failed": 0}
+
+        def on_result(result: Result) -> None:
+            if result.status in counts:
+                counts[result.status] += 1
+            stats = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+            progress.update(task, advance=result.status in counts, stats=stats)
+            progress.console.print(format_result(result), highlight=False, soft_wrap=True)
+
+        summary = run_sweep(configs, results_dir, data_root, device, jobs, on_result)
+    for result in summary.failed:
+        err_console.print(f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
+                          highlight=False, soft_wrap=True)
+    totals = f"{summary.count('completed')} completed, {summary.count('skipped')} skipped, {len(summary.failed)} failed"
+    if summary.interrupted:
+        fail(f"interrupted after {totals}; run the same command again to resume", code=130)
+    console.print(f"sweep done: {totals} of {len(configs)} runs", highlight=False)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def format_result(result: Result) -> str:
+    """One line per finished run."""
+    label = describe(result.config)
+    if result.status == "failed":
+        return f"[red]✗[/] {label}: {result.error}"
+    if result.status == "interrupted":
+        return f"[yellow]![/] {label}: interrupted"
+    row = result.row
+    fit = f"fit at epoch {row['fit_epoch']}" if row["fit_epoch"] else f"not fitted in {row['epochs']} epochs"
+    verb = "already done" if result.status == "skipped" else f"{row['wall_seconds']:.0f} s"
+    return f"[green]✓[/] {label}: train {row['train_acc']:.1%}, test {row['test_acc']:.1%}, {fit} ({verb})"

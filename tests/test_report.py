@@ -1,0 +1,55 @@
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import create_app
+from harness.runner import RunConfig, execute
+
+SMALL = dict(dataset="digits", train_size=60, test_size=30, batch_size=30)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """A small digits results folder: MLP runs of every corruption and level, Inception ± BN runs."""
+    folder = tmp_path_factory.mktemp("results")
+    configs = [RunConfig(model="mlp_1x512", corruption=c, epochs=2, **SMALL)
+               for c in ("none", "shuffled_pixels", "random_pixels", "gaussian")]
+    configs += [RunConfig(model=m, epochs=1, **{**SMALL, "train_size": 30}) for m in ("inception", "inception_nobn")]
+    configs += [RunConfig(model="mlp_1x512", corruption="random_labels", corrupt_prob=p, epochs=300, lr=0.1,
+                          lr_decay=1.0, **SMALL) for p in (0.0, 0.5, 1.0)]
+    for config in configs:
+        execute(config, folder, device="cpu")
+    return folder
+
+
+def report(*args):
+    return CliRunner().invoke(create_app(), ["report", *map(str, args)])
+
+
+def test_table1_has_the_paper_column_and_names_missing_runs(results, tmp_path):
+    outcome = report("table1", "--results-dir", results, "--out", tmp_path, "--dataset", "digits")
+    assert outcome.exit_code == 0, outcome.output
+    markdown = (tmp_path / "table1.md").read_text()
+    assert "paper test %" in markdown and "| Inception | " in markdown and "| MLP 1x512 | " in markdown and "85.75" in markdown and "9.78" in markdown
+    assert "train 30, test 30" in markdown and "train 60, test 30" in markdown
+    assert (tmp_path / "table1.csv").read_text().startswith("model,params,random crop")
+    assert "missing" in outcome.stderr and "sweeps/table1.toml" in outcome.stderr
+
+
+def test_fig1_writes_three_pngs(results, tmp_path):
+    outcome = report("fig1", "--results-dir", results, "--out", tmp_path, "--dataset", "digits", "--model", "mlp_1x512")
+    assert outcome.exit_code == 0, outcome.output
+    for name in ("fig1a.png", "fig1b.png", "fig1c.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG") and (tmp_path / name).stat().st_size > 10_000
+
+
+def test_fig2_writes_a_png_and_the_bn_summary(results, tmp_path):
+    outcome = report("fig2", "--results-dir", results, "--out", tmp_path, "--dataset", "digits")
+    assert outcome.exit_code == 0, outcome.output
+    assert (tmp_path / "fig2b.png").stat().st_size > 10_000
+    assert "Inception w/o BatchNorm" in outcome.stdout and "82.00" in outcome.stdout
+
+
+@pytest.mark.parametrize("name, sweep", [("fig1", "fig1a"), ("fig2", "fig2b")])
+def test_empty_results_name_the_missing_runs(tmp_path, name, sweep):
+    outcome = report(name, "--results-dir", tmp_path / "none", "--out", tmp_path / "out")
+    assert outcome.exit_code == 1 and f"sweeps/{sweep}.toml" in outcome.stderr and "Traceback" not in outcome.output

@@ -1,0 +1,134 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import create_app
+from harness.runner import RunConfig
+from harness.sweep import SweepSpecError, expand, load_spec, run_sweep
+
+DIGITS = {"dataset": "digits", "train_size": 100, "test_size": 50, "batch_size": 25}
+
+
+def write_spec(path, grid: str, overrides: dict = DIGITS, extra: str = ""):
+    lines = [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in overrides.items()]
+    path.write_text(f"{grid}\n{extra}\n[overrides]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def test_grid_times_overrides_gives_every_combination():
+    spec = {
+        "grid": {"plugin": ["mlp_1x512", "alexnet"], "corruption": ["none", "random_labels"],
+                 "regularizers": [[], ["weight_decay=5e-4", "random_crop"]], "seed": [0, 1]},
+        "overrides": {"dataset": "cifar10", "train_size": 2000, "epochs": 60},
+    }
+    configs = expand(spec)
+    assert len(configs) == 16 and len({c.run_id for c in configs}) == 16
+    assert configs[0] == RunConfig(model="mlp_1x512", corruption="none", regularizers=(), seed=0,
+                                   dataset="cifar10", train_size=2000, epochs=60)
+    assert {c.regularizers for c in configs} == {(), ("weight_decay=5e-4", "random_crop")}
+    assert {(c.dataset, c.train_size, c.epochs) for c in configs} == {("cifar10", 2000, 60)}
+
+
+def test_several_grids_are_united_once_each():
+    grid = {"plugin": ["mlp_1x512"], "corruption": ["none", "gaussian"]}
+    configs = expand({"grid": [grid, {"plugin": ["mlp_1x512"], "corruption": ["none"]}]})
+    assert [c.corruption for c in configs] == ["none", "gaussian"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"grid": {"plugin": ["mlp_1x512"], "epoch": [1]}}, "unknown key(s) epoch in [grid]; known: plugin, corruption"),
+        ({"grid": {"plugin": ["mlp_1x512"]}, "overrides": {"lr_schedule": 1}}, "unknown key(s) lr_schedule in [overrides]"),
+        ({"grid": {"plugin": ["mlp_1x512"]}, "runs": {}}, "unknown key(s) runs in the top level"),
+        ({"grid": {"plugin": "mlp_1x512"}}, "[grid] plugin must be a non-empty list"),
+        ({"grid": {"plugin": ["mlp_1x512"], "seed": [0]}, "overrides": {"seed": 1}}, "seed set in both"),
+        ({"grid": {"seed": [0]}}, "every run needs a plugin"),
+    ],
+)
+def test_bad_spec_is_a_clear_error(spec, message):
+    with pytest.raises(SweepSpecError, match=None) as error:
+        expand(spec)
+    assert message in str(error.value)
+
+
+def test_bad_names_fail_before_anything_runs(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512", "nope"]')
+    with pytest.raises(Exception, match="unknown model 'nope'"):
+        load_spec(spec)
+    result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown model 'nope'" in result.stderr
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["inception", "mlp_1x512"]\nregularizers = [["dropout=0.5"]]',
+                      {**DIGITS, "epochs": 1})
+    result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r"), "--device", "cpu"])
+    assert result.exit_code == 1
+    assert "1 completed, 0 skipped, 1 failed" in " ".join(result.output.split())
+    rows = {r["model"]: r for r in (pq.read_table(p).to_pylist()[0] for p in (tmp_path / "r" / "runs").glob("*.parquet"))}
+    assert rows["inception"]["status"] == "failed" and "does not support 'dropout'" in rows["inception"]["error"]
+    assert rows["mlp_1x512"]["status"] == "completed"
+
+
+def run_files(results_dir):
+    return {p.name: p.stat().st_mtime_ns for p in (results_dir / "runs").glob("*.parquet")}
+
+
+def statuses(results_dir):
+    return {p.stem: pq.read_table(p).column("status")[0].as_py() for p in (results_dir / "runs").glob("*.parquet")}
+
+
+def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3, 4, 5]',
+                      {**DIGITS, "corruption": "random_labels", "epochs": 8})
+    results = tmp_path / "r"
+    command = [sys.executable, "-c", "from harness.cli import main; main()", "sweep", str(spec),
+               "--results-dir", str(results), "--device", "cpu"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and len(run_files(results) if (results / "runs").is_dir() else {}) < 2 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    assert b"run the same command again to resume" in stderr
+    before = {name: mtime for name, mtime in run_files(results).items()
+              if statuses(results)[name.removesuffix(".parquet")] == "completed"}
+    assert 2 <= len(before) < 6
+
+    summary = run_sweep(load_spec(spec), results, device="cpu")
+    assert summary.count("skipped") == len(before) and summary.count("completed") == 6 - len(before)
+    after = run_files(results)
+    assert {name: after[name] for name in before} == before
+    assert set(statuses(results).values()) == {"completed"} and len(after) == 6
+    assert not [p for p in results.rglob("*") if p.is_file() and not p.name.endswith(".parquet")]
+
+
+def test_parallel_jobs_give_the_same_results(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\ncorruption = ["none", "random_labels"]',
+                      {**DIGITS, "epochs": 2})
+    configs = load_spec(spec)
+    serial = run_sweep(configs, tmp_path / "a", device="cpu", jobs=1)
+    parallel = run_sweep(configs, tmp_path / "b", device="cpu", jobs=2)
+    assert serial.count("completed") == parallel.count("completed") == 2
+    a = {r.config.run_id: r.row for r in serial.results}
+    b = {r.config.run_id: r.row for r in parallel.results}
+    assert a.keys() == b.keys()
+    for run_id in a:
+        assert a[run_id]["train_acc"] == b[run_id]["train_acc"] and a[run_id]["test_acc"] == b[run_id]["test_acc"]
+        assert a[run_id]["train_loss"] == pytest.approx(b[run_id]["train_loss"], rel=1e-5)
+
+
+def test_shipped_specs_expand(tmp_path):
+    root = os.path.join(os.path.dirname(__file__), "..", "sweeps")
+    counts = {name: len(load_spec(os.path.join(root, name))) for name in sorted(os.listdir(root))}
+    assert counts["table1.toml"] == counts["table1-cpu.toml"] == 19
+    assert counts["fig1a.toml"] == 5 and counts["fig1bc.toml"] == 18 and counts["fig2b.toml"] == 2
