@@ -4,6 +4,11 @@ Gaussian kernel exp(-γ‖x-y‖²), γ=0.02, on pixels/255, interpolation (ridg
 tiny one for KernelRidge). Each method runs in its own subprocess so its peak RSS is
 its own. Prints a table; with --out also writes kernel_solvers.csv and .md there.
 
+NumPy's bundled OpenBLAS (0.3.31.dev, SkylakeX kernels, 2 threads) crashes in the
+``X @ X.T`` (syrk) that scikit-learn's rbf_kernel calls once n reaches about 16,000;
+``OPENBLAS_CORETYPE=Haswell`` avoids it, for every method alike (the subprocesses
+inherit the environment). The first line printed names the BLAS kernels in use.
+
     python benchmarks/kernel_solvers.py --sizes 5000 10000 20000
 """
 
@@ -127,8 +132,12 @@ def _row(result: dict, results: dict, reference) -> dict:
     return row
 
 
+def _cell(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def _format(row: dict) -> str:
-    return "  ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items())
+    return "  ".join(f"{key}={_cell(value)}" for key, value in row.items())
 
 
 def _write(rows: list[dict], out: Path) -> None:
@@ -139,7 +148,7 @@ def _write(rows: list[dict], out: Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(column, "")) for column in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(column, "")) for column in columns) + " |" for row in rows]
     (out / "kernel_solvers.md").write_text("\n".join(lines) + "\n")
 
 

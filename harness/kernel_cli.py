@@ -51,12 +51,39 @@ def kernel_backend(device: str) -> str:
     return "numpy"
 
 
-def make_feature_map(name: str, options: dict, seed: int):
-    """The feature map ``name`` with ``options``; random ones also get the run's seed."""
+def make_feature_map(name: str, options: dict, seed: int, backend: str):
+    """The feature map ``name`` with ``options``; it also gets the run's seed and, on a GPU
+    backend, ``device="cuda"`` when it takes those options."""
     factory = get_registry().get("feature_maps", name).obj
-    if "seed" in inspect.signature(factory).parameters:
-        options = {"seed": seed, **options}
-    return factory(**options)
+    accepted = inspect.signature(factory).parameters
+    defaults = {"seed": seed, "device": "cuda" if backend == "cupy" else "cpu"}
+    return factory(**{**{k: v for k, v in defaults.items() if k in accepted}, **options})
+
+
+MEDIAN_SAMPLE = 500
+
+
+def median_bandwidth(feature_map, x_train: np.ndarray, kernel: str) -> float:
+    """γ = 1 / median of ‖x - y‖² (gaussian) or of ‖x - y‖ (laplacian) over pairs of the
+    first 500 training examples' features."""
+    sample = x_train[:MEDIAN_SAMPLE]
+    gram = sum(f.astype(np.float64) @ f.T.astype(np.float64) for f, _ in feature_map.blocks(sample, sample[:1]))
+    norms = np.diag(gram)
+    distances = np.maximum(norms[:, None] + norms[None, :] - 2 * gram, 0)[np.triu_indices(len(sample), 1)]
+    median = np.median(distances if kernel == "gaussian" else np.sqrt(distances))
+    if not median > 0:
+        raise ValueError("cannot set the bandwidth from the data: the sampled features are all equal")
+    return float(1 / median)
+
+
+def parse_bandwidth(value: str | None) -> float | str | None:
+    """A positive number, "median", or None."""
+    if value is None or value == "median":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"--bandwidth must be a number or 'median', got '{value}'") from None
 
 
 def kernel_run_id(config: dict) -> str:
@@ -80,7 +107,9 @@ def kernel_command(
     features: str = typer.Option("none", help="Feature map plugin: none, gabor, random_conv, ..."),
     feature_option: list[str] = typer.Option([], "--feature-option", help="NAME=VALUE passed to the feature map, repeatable."),
     kernel: str = typer.Option("gaussian", help="linear, gaussian (exp(-γ‖x-y‖²)) or laplacian (exp(-γ‖x-y‖))."),
-    bandwidth: float | None = typer.Option(None, help="γ of the gaussian/laplacian kernel (paper's MNIST: 0.02 on pixels/255)."),
+    bandwidth: str | None = typer.Option(
+        None, help="γ of the gaussian/laplacian kernel (paper's MNIST: 0.02 on pixels/255), or 'median' for 1/median distance."
+    ),
     ridge: float = typer.Option(0.0, help="λ in (K + λI) α = Y; 0 interpolates, as in the paper."),
     train_size: int | None = typer.Option(None, help="Use the first N training examples."),
     test_size: int | None = typer.Option(None, help="Use the first N test examples."),
@@ -101,8 +130,9 @@ def kernel_command(
 
     try:
         options = parse_options(feature_option)
-        feature_map = make_feature_map(features, options, seed)
+        bandwidth = parse_bandwidth(bandwidth)
         backend = kernel_backend(device)
+        feature_map = make_feature_map(features, options, seed, backend)
         check_writable(results_dir)
         config = dict(dataset=dataset, features=features, feature_options=options, kernel=kernel, bandwidth=bandwidth,
                       ridge=ridge, train_size=train_size, test_size=test_size, corruption=corruption,
@@ -114,6 +144,8 @@ def kernel_command(
             return
         started_at, start = datetime.now(timezone.utc), time.perf_counter()
         data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
+        if bandwidth == "median" and kernel != "linear":
+            bandwidth = median_bandwidth(feature_map, data.x_train, kernel)
         targets = np.eye(data.num_classes)[data.y_train]
         columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err_console) as progress:
@@ -129,6 +161,7 @@ def kernel_command(
     row = {
         **config,
         "feature_options": json.dumps(options, sort_keys=True),
+        "bandwidth": bandwidth,
         "run_id": run_id,
         "status": "completed",
         "train_size": len(data.y_train),

@@ -155,10 +155,24 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> None:
     write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
 
 
+worker_interrupted = False
+"""Set in a worker process once Ctrl-C reached it, so it starts none of its queued runs."""
+
+
 def init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def run_in_worker(config: RunConfig, results_dir: Path, data_root: Path | None, device: str) -> Result:
+    """:func:`run_one` in a worker process of the pool."""
+    global worker_interrupted
+    if worker_interrupted:
+        return Result(config, "interrupted")
+    result = run_one(config, results_dir, data_root, device)
+    worker_interrupted = result.status == "interrupted"
+    return result
 
 
 @dataclass
@@ -204,7 +218,7 @@ def run_sweep(
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker, initargs=(threads,)) as pool:
-        pending = {pool.submit(run_one, c, results_dir, data_root, device): c for c in configs}
+        pending = {pool.submit(run_in_worker, c, results_dir, data_root, device): c for c in configs}
         try:
             while pending and not summary.interrupted:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

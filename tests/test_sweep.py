@@ -85,18 +85,20 @@ def statuses(results_dir):
     return {p.stem: pq.read_table(p).column("status")[0].as_py() for p in (results_dir / "runs").glob("*.parquet")}
 
 
-def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs):
     spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3, 4, 5]',
                       {**DIGITS, "corruption": "random_labels", "epochs": 8})
     results = tmp_path / "r"
     command = [sys.executable, "-c", "from harness.cli import main; main()", "sweep", str(spec),
-               "--results-dir", str(results), "--device", "cpu"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               "--results-dir", str(results), "--device", "cpu", "--jobs", str(jobs)]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
     deadline = time.monotonic() + 60
     while process.poll() is None and len(run_files(results) if (results / "runs").is_dir() else {}) < 2 \
             and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole process group
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     assert b"run the same command again to resume" in stderr

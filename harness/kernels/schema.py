@@ -12,12 +12,13 @@ def _column(name: str, type_: pa.DataType, description: str) -> pa.Field:
 KERNEL_RUNS_SCHEMA = pa.schema(
     [
         _column("run_id", pa.string(), "Unique identifier of the run"),
-        _column("status", pa.string(), "Outcome of the run: ok or failed"),
+        _column("status", pa.string(), "Outcome of the run: completed"),
         _column("error", pa.string(), "Error message when the run failed, else null"),
         _column("dataset", pa.string(), "Data set name (e.g. mnist, cifar10)"),
         _column("features", pa.string(), "Feature map the kernel acts on (e.g. pixels)"),
+        _column("feature_options", pa.string(), "Options of the feature map as a JSON object (e.g. {\"num_filters\": 2000})"),
         _column("kernel", pa.string(), "Kernel: linear, gaussian or laplacian"),
-        _column("bandwidth", pa.float64(), "Kernel bandwidth γ in exp(-γ‖x-y‖²) or exp(-γ‖x-y‖₂); null for linear"),
+        _column("bandwidth", pa.float64(), "Kernel bandwidth γ used in exp(-γ‖x-y‖²) or exp(-γ‖x-y‖₂) (after --bandwidth median); null for linear"),
         _column("ridge", pa.float64(), "Ridge λ added to the kernel diagonal (0: interpolation)"),
         _column("corruption", pa.string(), "Corruption applied to the training data, or null"),
         _column("corrupt_prob", pa.float64(), "Probability of corrupting each training example"),

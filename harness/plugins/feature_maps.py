@@ -4,8 +4,8 @@ A feature map turns float32 (N, H, W, C) images in [0, 1] into feature vectors. 
 huge feature spaces (e.g. 32,000 random filters) out of memory, features are produced in
 blocks of output dimensions: ``blocks(x_train, x_test)`` yields ``(F_train_b, F_test_b)``
 pairs whose concatenation along axis 1 is the full feature matrix, and the kernel solver
-accumulates Gram matrices block by block. A block holds at most ``block_dim`` features
-(4,096 by default: 0.8 GB of float32 for 50,000 images).
+accumulates Gram matrices block by block. A block holds the features of whole filters,
+as many as fit in ``block_dim`` (4,096 by default: 0.8 GB of float32 for 50,000 images).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class GaborFeatures(_FilterBankFeatures):
     The filter bank is the first-order bank of the scattering transform (Bruna & Mallat
     2013, as in Kymatio): at scales j = 0 .. ``scales`` - 1 and angles
     theta = pi * l / ``orientations``, the complex Morlet wavelet with envelope width
-    sigma = 0.8 * 2**j (2 / slant times wider across the wave, slant = 4 / orientations),
+    sigma = 0.8 * 2**j (1 / slant times wider across the wave, slant = 4 / orientations),
     frequency xi = (3 pi / 4) / 2**j (wavelength 8/3 * 2**j pixels), a correction term that
     makes its mean zero, and the envelope normalized to sum 1. Kernels are square, of odd
     side 2 * ceil(3 * sigma_max / slant) + 1 (21 for the defaults), zero padded ("same").
@@ -110,7 +110,9 @@ class GaborFeatures(_FilterBankFeatures):
     ``pool`` x ``pool`` windows (a trailing partial window is dropped). The pooled pixels
     themselves (the modulus of the identity filter) come first, as the zeroth-order
     coefficients. Output dimension: C * (1 + scales * orientations) * (H // pool) * (W // pool),
-    e.g. 833 for MNIST (28x28x1) and 3,264 for CIFAR-10 (32x32x3) with the defaults.
+    e.g. 833 for MNIST (28x28x1) and 3,264 for CIFAR-10 (32x32x3) with the defaults. The
+    median squared distance between MNIST feature vectors is about 3.8 (about 100 on pixels),
+    so a Gaussian kernel wants a larger bandwidth γ than on pixels (about 0.1 to 0.25).
     """
 
     def __init__(
@@ -187,8 +189,11 @@ class RandomConvFeatures(_FilterBankFeatures):
     the response of filter f is z = f . W (p~ - m), m the mean normalized patch. The
     nonlinearity is the soft threshold with both polarities, max(0, z - ``bias``) and
     max(0, -z - ``bias``); each is average pooled over the four quadrants of the response
-    map (a 2 x 2 grid; the quadrants share the middle row and column when the side is odd). Output dimension: 8 * ``num_filters`` (256,000 by default), for
-    any image size. A block holds ``block_dim`` // 8 filters (512 by default).
+    map (a 2 x 2 grid; the quadrants share the middle row and column when the side is odd)
+    and divided by sqrt(``num_filters``), so that squared distances between feature vectors,
+    hence a good Gaussian bandwidth, do not grow with the number of filters (on CIFAR-10 the
+    median squared distance is about 0.3). Output dimension: 8 * ``num_filters`` (256,000 by
+    default), for any image size. A block holds ``block_dim`` // 8 filters (512 by default).
     """
 
     def __init__(
@@ -235,7 +240,7 @@ class RandomConvFeatures(_FilterBankFeatures):
         response = (F.conv2d(x, weight) - mean * weight.sum((1, 2, 3))[:, None, None]) / scale + offset
         # (batch, filters * 2 polarities, h, w): a block holds whole filters.
         rectified = torch.stack([F.relu(response - self.bias), F.relu(-response - self.bias)], 2).flatten(1, 2)
-        return F.adaptive_avg_pool2d(rectified, 2).flatten(1)
+        return F.adaptive_avg_pool2d(rectified, 2).flatten(1) / math.sqrt(self.num_filters)
 
 
 def _normalized_patches(x: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:

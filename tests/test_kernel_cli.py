@@ -1,0 +1,49 @@
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import create_app
+from harness.kernels import KERNEL_RUNS_SCHEMA
+
+
+def kernel(tmp_path, *args):
+    return CliRunner().invoke(create_app(), ["kernel", "--dataset", "digits", "--device", "cpu", "--results-dir", str(tmp_path), *map(str, args)])
+
+
+def test_kernel_machine_interpolates_random_labels(tmp_path):
+    result = kernel(tmp_path, "--corruption", "random_labels", "--bandwidth", "median")
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(tmp_path / "kernel_runs").to_pylist()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["train_error"] == 0.0 and row["test_error"] > 0.7  # memorized noise, chance on test
+    assert row["bandwidth"] > 0 and row["relative_residual"] < 1e-8 and row["corruption"] == "random_labels"
+    assert pq.read_schema(tmp_path / "kernel_runs" / f"{row['run_id']}.parquet").names == KERNEL_RUNS_SCHEMA.names
+    assert "already completed" in kernel(tmp_path, "--corruption", "random_labels", "--bandwidth", "median").output
+
+
+def test_true_labels_generalize_and_features_are_recorded(tmp_path):
+    result = kernel(tmp_path, "--features", "gabor", "--feature-option", "scales=1", "--bandwidth", "median")
+    assert result.exit_code == 0, result.output
+    row = pq.read_table(tmp_path / "kernel_runs").to_pylist()[0]
+    assert row["train_error"] == 0.0 and row["test_error"] < 0.15
+    assert row["features"] == "gabor" and row["feature_options"] == '{"scales": 1}'
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--features", "nope"], "unknown feature map 'nope'; known: gabor, none, random_conv"),
+        (["--kernel", "nope", "--bandwidth", "1"], "unknown kernel 'nope'"),
+        (["--bandwidth", "-1"], "needs a positive bandwidth"),
+        (["--bandwidth", "wide"], "--bandwidth must be a number or 'median'"),
+        (["--bandwidth", "1", "--train-size", "5000"], "--train-size 5000 is out of range"),
+        (["--bandwidth", "1", "--memory-budget", "1KB"], "memory budget"),
+        (["--bandwidth", "1", "--device", "cuda"], "--device cuda"),
+        (["--feature-option", "scales"], "NAME=VALUE"),
+    ],
+)
+def test_bad_input(tmp_path, args, message):
+    result = kernel(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
