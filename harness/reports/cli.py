@@ -8,10 +8,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.reports import table1
+from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
-report_app = typer.Typer(help="Rebuild the paper's Table 1, Figure 1 and Figure 2b from stored runs.",
+report_app = typer.Typer(help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.",
                          no_args_is_help=True)
 
 ResultsDir = typer.Option(Path("results"), "--results-dir", help="Results folder to read.")
@@ -78,3 +78,15 @@ def fig2_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str =
     warn_missing(missing)
     if not paths:
         raise typer.Exit(1)
+
+
+@report_app.command("table3")
+def table3_command(results_dir: Path = ResultsDir, out: Path = Out):
+    """Table 3: kernel regression test error and norm per data set and features, beside the paper's."""
+    from harness.cli import err_console
+
+    lines, missing = table3.build(table3.load_kernel_runs(results_dir))
+    wide_console().print(table3.rich_table(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
+    show_written(table3.write(lines, out))
+    for label in missing:
+        err_console.print(f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False)
