@@ -23,17 +23,16 @@ from harness.kernels.memory import format_bytes
 
 
 class PrintProgress:
-    """Prints each stage's progress in steps of ``every`` percent, with the time since start."""
+    """Prints a stage's progress each time it enters a new ``every``-percent step, with the time since start."""
 
     def __init__(self, every: int = 10):
-        self.every, self.start, self.last = every, time.perf_counter(), {}
+        self.every, self.start, self.steps = every, time.perf_counter(), {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         percent = 100 * done // max(total, 1)
-        if percent // self.every != self.last.get(stage, -1) // self.every or done == total:
-            if self.last.get(stage) != percent:
-                print(f"[{time.perf_counter() - self.start:7.1f}s] {stage:8s} {done}/{total} ({percent}%)", flush=True)
-        self.last[stage] = percent
+        if self.steps.get(stage) != percent // self.every:
+            self.steps[stage] = percent // self.every
+            print(f"[{time.perf_counter() - self.start:7.1f}s] {stage:8s} {done}/{total} ({percent}%)", flush=True)
 
 
 def main() -> None:

@@ -72,16 +72,31 @@ def worker(args) -> None:
 def measure(method: str, train_size: int, args, folder: Path) -> dict:
     scores = folder / f"{method}-{train_size}.npy"
     command = [
-        sys.executable, __file__, "--worker", method, "--train-size", str(train_size),
-        "--test-size", str(args.test_size), "--gamma", str(args.gamma), "--scores", str(scores),
+        sys.executable,
+        __file__,
+        "--worker",
+        method,
+        "--train-size",
+        str(train_size),
+        "--test-size",
+        str(args.test_size),
+        "--gamma",
+        str(args.gamma),
+        "--scores",
+        str(scores),
     ]
     if args.data_root:
         command += ["--data-root", args.data_root]
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         last_line = (completed.stderr.strip().splitlines() or [""])[-1]
         return {"method": method, "train_size": train_size, "error": f"exit code {completed.returncode} {last_line}"}
-    return {"method": method, "train_size": train_size, "scores": scores, **json.loads(completed.stdout.splitlines()[-1])}
+    return {
+        "method": method,
+        "train_size": train_size,
+        "scores": scores,
+        **json.loads(completed.stdout.splitlines()[-1]),
+    }
 
 
 def main() -> None:
@@ -105,7 +120,7 @@ def main() -> None:
         for size in args.sizes:
             results = {method: measure(method, size, args, Path(folder)) for method in args.methods}
             reference = results.get(REFERENCE, {}).get("scores")
-            for method, result in results.items():
+            for result in results.values():
                 rows.append(_row(result, results, reference))
                 print(_format(rows[-1]), flush=True)
     if args.out:

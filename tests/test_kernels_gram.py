@@ -1,5 +1,7 @@
 """Kernel matrices built from feature blocks, tile by tile, against a direct computation."""
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
@@ -47,7 +49,7 @@ def make_stores(dtype, in_memory, folder):
 
 def split_columns(x, widths):
     edges = np.cumsum([0, *widths])
-    return [x[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+    return [x[:, a:b] for a, b in itertools.pairwise(edges)]
 
 
 @pytest.mark.parametrize("kernel, bandwidth", [("linear", None), ("gaussian", 0.05), ("laplacian", 0.2)])

@@ -71,7 +71,9 @@ class NumpyBackend:
         syrk = blas.get_blas_funcs("syrk", (operand, tile))
         syrk(-1.0, operand, beta=1.0, c=tile, trans=int(transposed), lower=1, overwrite_c=1)
 
-    def gemm_update(self, tile: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float = -1.0, beta: float = 1.0) -> None:
+    def gemm_update(
+        self, tile: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float = -1.0, beta: float = 1.0
+    ) -> None:
         """``tile ← alpha · a · bᵀ + beta · tile`` in place (``beta=0`` ignores the old content)."""
         a_operand, a_transposed = _blas_operand(a)
         b_operand, b_transposed = _blas_operand(b)

@@ -16,9 +16,9 @@ with ``‖x - y‖² = ‖x‖² + ‖y‖² - 2 x·y`` clipped at 0, and γ the
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -170,4 +170,3 @@ def _check_block(f_train, f_test, train_size: int, test_size: int, index: int) -
         )
     if not (np.isfinite(f_train).all() and np.isfinite(f_test).all()):
         raise ValueError(f"feature block {index} has non-finite values")
-

@@ -27,7 +27,7 @@ _UNITS = {
 }
 
 
-def parse_memory_size(size: int | float | str) -> int:
+def parse_memory_size(size: float | str) -> int:
     """Bytes in ``size``: a number of bytes or a string such as "20GB", "1.5 GiB", "512MB".
 
     KB/MB/GB/TB (and K/M/G/T) are powers of 1000; KiB/MiB/GiB/TiB powers of 1024.

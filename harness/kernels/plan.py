@@ -47,7 +47,11 @@ class StoragePlan:
 
     def describe(self, inside: str = "in memory", outside: str = "on disk") -> str:
         """Where each matrix is, ``inside`` or ``outside`` the memory of the budget (e.g. "on the GPU", "in host memory")."""
-        places = {"factor": self.factor_in_memory, "reference": self.reference_in_memory, "test kernel": self.test_in_memory}
+        places = {
+            "factor": self.factor_in_memory,
+            "reference": self.reference_in_memory,
+            "test kernel": self.test_in_memory,
+        }
         where = ", ".join(f"{name} {inside if in_memory else outside}" for name, in_memory in places.items())
         return f"{self.dtype.name}, tiles of {self.tile_size}: {where}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called with a stage ("gram", "factor", "solve", "predict"), steps done and steps in total."""

@@ -16,9 +16,15 @@ KERNEL_RUNS_SCHEMA = pa.schema(
         _column("error", pa.string(), "Error message when the run failed, else null"),
         _column("dataset", pa.string(), "Data set name (e.g. mnist, cifar10)"),
         _column("features", pa.string(), "Feature map the kernel acts on (e.g. pixels)"),
-        _column("feature_options", pa.string(), "Options of the feature map as a JSON object (e.g. {\"num_filters\": 2000})"),
+        _column(
+            "feature_options", pa.string(), 'Options of the feature map as a JSON object (e.g. {"num_filters": 2000})'
+        ),
         _column("kernel", pa.string(), "Kernel: linear, gaussian or laplacian"),
-        _column("bandwidth", pa.float64(), "Kernel bandwidth γ used in exp(-γ‖x-y‖²) or exp(-γ‖x-y‖₂) (after --bandwidth median); null for linear"),
+        _column(
+            "bandwidth",
+            pa.float64(),
+            "Kernel bandwidth γ used in exp(-γ‖x-y‖²) or exp(-γ‖x-y‖₂) (after --bandwidth median); null for linear",
+        ),
         _column("ridge", pa.float64(), "Ridge λ added to the kernel diagonal (0: interpolation)"),
         _column("corruption", pa.string(), "Corruption applied to the training data, or null"),
         _column("corrupt_prob", pa.float64(), "Probability of corrupting each training example"),
@@ -32,7 +38,9 @@ KERNEL_RUNS_SCHEMA = pa.schema(
         _column("train_error", pa.float64(), "Fraction of training examples misclassified by argmax of K α"),
         _column("test_error", pa.float64(), "Fraction of test examples misclassified by argmax of K_test,train α"),
         _column("rkhs_norm", pa.float64(), "RKHS norm of the solution: sqrt(trace(αᵀ K α))"),
-        _column("jitter", pa.float64(), "Jitter added to the diagonal so the Cholesky factorization succeeds (0: none)"),
+        _column(
+            "jitter", pa.float64(), "Jitter added to the diagonal so the Cholesky factorization succeeds (0: none)"
+        ),
         _column("relative_residual", pa.float64(), "Final ‖Y - (K + λI) α‖ / ‖Y‖, computed in float64"),
         _column("gram_seconds", pa.float64(), "Seconds spent building the train and test kernel matrices"),
         _column("factor_seconds", pa.float64(), "Seconds spent in the Cholesky factorization, retries included"),

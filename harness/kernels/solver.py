@@ -164,7 +164,9 @@ def solve_kernel_regression(
 
         start = time.perf_counter()
         y_backend = array_backend.asarray(y)
-        alpha, k_alpha, residual, steps = _refined_solve(factor, reference, y_backend, ridge, max_refinement_steps, progress)
+        alpha, k_alpha, residual, steps = _refined_solve(
+            factor, reference, y_backend, ridge, max_refinement_steps, progress
+        )
         solve_seconds = _elapsed(array_backend, start)
 
         start = time.perf_counter()

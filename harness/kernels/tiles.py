@@ -10,13 +10,12 @@ blocked algorithms work the same on both.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-
 
 STRIP_WIDTH = 256
 """Columns per strip: a strip of a tile stays in cache across several passes over it."""
