@@ -126,7 +126,13 @@ def kernel_command(
 ):
     """Solve (K + λI) α = Y exactly on a data set's features and store the run in RESULTS/kernel_runs."""
     from harness.cli import USER_ERRORS, console, err_console, fail
-    from harness.kernels import KERNEL_RUNS_SCHEMA, MemoryBudgetError, solve_kernel_regression
+    from harness.kernels import (
+        KERNEL_RUNS_SCHEMA,
+        MemoryBudgetError,
+        NonFiniteSolutionError,
+        NotPositiveDefiniteError,
+        solve_kernel_regression,
+    )
 
     try:
         options = parse_options(feature_option)
@@ -154,7 +160,7 @@ def kernel_command(
                 ridge=ridge, dtype=dtype, memory_budget=memory_budget, strict=strict, backend=backend,
                 progress=StageBars(progress),
             )
-    except (*USER_ERRORS, MemoryBudgetError, TypeError) as error:
+    except (*USER_ERRORS, MemoryBudgetError, NotPositiveDefiniteError, NonFiniteSolutionError, OSError, TypeError) as error:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted; temporary files were removed", code=130)

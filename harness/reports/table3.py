@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def build(runs: list[dict]) -> tuple[list[dict], list[str]]:
         matches = [r for r in runs if r["dataset"] == paper.dataset and r["features"] == paper.features]
         if not matches:
             missing.append(paper.label)
-        for run in sorted(matches, key=lambda r: (-r["train_size"], r["feature_options"] or "")):
+        for run in sorted(matches, key=lambda r: (-r["train_size"], sorted(json.loads(r["feature_options"] or "{}").items()))):
             ours = 100 * run["test_error"]
             lines.append({
                 "paper row": paper.label, "kernel": run["kernel"], "n train": run["train_size"],
