@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import time
@@ -16,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness import __version__
 from harness.data import prepare_data
 from harness.registry import get_registry
-from harness.results import check_writable, read_row, write_table
+from harness.results import check_writable, config_id, read_row, write_table
 
 STAGES = ("gram", "factor", "solve", "predict")
 
@@ -86,10 +85,6 @@ def parse_bandwidth(value: str | None) -> float | str | None:
         raise ValueError(f"--bandwidth must be a number or 'median', got '{value}'") from None
 
 
-def kernel_run_id(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
-
-
 class StageBars:
     """One rich progress bar per solver stage."""
 
@@ -143,7 +138,7 @@ def kernel_command(
         config = dict(dataset=dataset, features=features, feature_options=options, kernel=kernel, bandwidth=bandwidth,
                       ridge=ridge, train_size=train_size, test_size=test_size, corruption=corruption,
                       corrupt_prob=corrupt_prob, seed=seed, dtype=dtype)
-        run_id = kernel_run_id(config)
+        run_id = config_id(config)
         existing = read_row(results_dir, "kernel_runs", run_id)
         if existing is not None and existing["status"] == "completed" and not force:
             console.print(f"already completed: kernel run {run_id} in {results_dir / 'kernel_runs'} (use --force to run again)")

@@ -8,10 +8,8 @@ the estimate: about 1 when the family can fit any labeling of the sample.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import pyarrow as pa
 
 from harness import __version__
 from harness.data import ImageDataset, prepare_data
-from harness.results import check_writable, write_table
+from harness.results import check_writable, config_id, write_table
 from harness.runner import RunConfig, RunProgress, Training, resolve_config, resolve_device
 from harness.schema import column, schema
 
@@ -68,8 +66,7 @@ class RademacherConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.__dict__, sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return config_id(asdict(self))
 
 
 def signs(n: int, seed: int, trial: int) -> np.ndarray:

@@ -7,6 +7,8 @@ Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +19,12 @@ import pyarrow.parquet as pq
 
 class ResultsDirError(Exception):
     """The results folder cannot be created or written."""
+
+
+def config_id(config: dict, length: int = 16) -> str:
+    """A hash of a configuration's canonical JSON: the same configuration always gets the same id."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
 def check_writable(results_dir: Path) -> None:

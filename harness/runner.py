@@ -3,9 +3,7 @@ every epoch, stored as one ``runs`` row and one ``epochs`` row per epoch."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -18,7 +16,7 @@ from harness import __version__
 from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError, build_regularizers
-from harness.results import check_writable, read_row, write_table
+from harness.results import check_writable, config_id, read_row, write_table
 from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
 
 EVAL_BATCH = 1024
@@ -44,8 +42,7 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return config_id(asdict(self))
 
 
 class RunProgress:

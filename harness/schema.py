@@ -9,8 +9,9 @@ def column(name: str, type_: pa.DataType, description: str) -> pa.Field:
     return pa.field(name, type_, metadata={"description": description})
 
 
-def schema(*fields: pa.Field) -> pa.Schema:
-    return pa.schema(fields)
+def schema(*fields: pa.Field | tuple[str, pa.DataType, str]) -> pa.Schema:
+    """A schema of fields, given as fields or as (name, type, description) tuples."""
+    return pa.schema([f if isinstance(f, pa.Field) else column(*f) for f in fields])
 
 
 RUNS_SCHEMA = schema(

@@ -35,18 +35,18 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import tomllib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import tomllib
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.runner import RunConfig, execute, resolve_config
 from harness.regularizers import build_regularizers
 from harness.results import read_row, write_table
+from harness.runner import RunConfig, execute, resolve_config
 from harness.schema import RUNS_SCHEMA
 
 OPTION_TO_FIELD = {

@@ -100,4 +100,4 @@ def test_min_norm_needs_more_dimensions_than_examples(tmp_path):
 def test_run_id_depends_on_the_options_only():
     assert store.run_id("x", {"a": 1, "b": 2}) == store.run_id("x", {"b": 2, "a": 1})
     assert store.run_id("x", {"a": 1}) != store.run_id("x", {"a": 2})
-    assert len(store.run_id("x", {})) == 12
+    assert store.run_id("x", {}) != store.run_id("y", {})

@@ -7,23 +7,18 @@ per setting of a sweep), ``theory_min_norm_curves`` (one row per recorded SGD st
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import pyarrow as pa
+
+from harness.results import config_id
+from harness.schema import schema
 
 
 def run_id(command: str, options: dict) -> str:
-    """Short sha256 of the canonical JSON of a command's options (those that determine its numbers)."""
-    canonical = json.dumps({"command": command, **options}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    """Hash of a command's options (those that determine its numbers)."""
+    return config_id({"command": command, **options})
 
 
-def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind, metadata={"description": text}) for name, kind, text in fields])
-
-
-_RUN_ID = ("run_id", pa.string(), "short sha256 of the command's options")
+_RUN_ID = ("run_id", pa.string(), "hash of the command's options")
 _SEED = ("seed", pa.int64(), "seed of every random draw")
 _DATASET = ("dataset", pa.string(), "data set of the sample (null: Gaussian points)")
 _N = ("n", pa.int64(), "sample size")
@@ -35,7 +30,7 @@ _MIN_GAP = ("min_gap", pa.float64(), "min_i (x_i − b_i): by Lemma 1, A's small
 _W_NORM = ("w_norm", pa.float64(), "‖w‖₂ of the output weights")
 _CONDITION = ("condition_number", pa.float64(), "1-norm condition number of A (LAPACK trcon estimate)")
 
-EXPRESSIVITY = _schema(
+EXPRESSIVITY = schema(
     _RUN_ID,
     _N,
     _D,
@@ -52,7 +47,7 @@ EXPRESSIVITY = _schema(
     _CONDITION,
 )
 
-EXPRESSIVITY_SWEEP = _schema(
+EXPRESSIVITY_SWEEP = schema(
     _RUN_ID,
     _N,
     _D,
@@ -65,7 +60,7 @@ EXPRESSIVITY_SWEEP = _schema(
     _CONDITION,
 )
 
-MIN_NORM = _schema(
+MIN_NORM = schema(
     _RUN_ID,
     _N,
     _D,
@@ -83,7 +78,7 @@ MIN_NORM = _schema(
     ("plot", pa.string(), "path of the PNG plot (null: none)"),
 )
 
-MIN_NORM_CURVES = _schema(
+MIN_NORM_CURVES = schema(
     _RUN_ID,
     ("init", pa.string(), "start of SGD: zero or random"),
     ("step", pa.int64(), "SGD step"),
