@@ -153,6 +153,13 @@ def results_command(
         console.print(view)
 
 
+def schema_command():
+    """Print every results table's columns (name, type, meaning) as markdown."""
+    from harness.tables import markdown
+
+    print(markdown())
+
+
 def format_cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -220,6 +227,7 @@ def create_app() -> typer.Typer:
     app.command("run")(run_command)
     app.command("plugins")(plugins_command)
     app.command("results")(results_command)
+    app.command("schema")(schema_command)
     app.add_typer(data_app, name="data")
     app.command("sweep")(sweep_command)
     app.add_typer(report_app, name="report")

@@ -38,7 +38,6 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import tomllib
 import typer
@@ -137,7 +136,7 @@ def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device
         outcome = execute(config, results_dir, data_root, device)
     except KeyboardInterrupt:
         return Result(config, "interrupted")
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
         message = f"{type(error).__name__}: {error}"
         record_failure(results_dir, config, message)
         return Result(config, "failed", error=message)
@@ -235,7 +234,7 @@ def collect(future, config: RunConfig, results_dir: Path) -> Result:
     """A worker's result; a worker that died (e.g. killed for memory) counts as a failed run."""
     try:
         return future.result()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded as a failed run
         message = f"worker process failed: {type(error).__name__}: {error}"
         record_failure(results_dir, config, message)
         return Result(config, "failed", error=message)
@@ -252,7 +251,7 @@ def sweep_command(
     spec: Path = typer.Argument(..., help="Sweep spec (TOML): [grid] lists and [overrides]."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once, each in a worker process."),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Results folder."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
 ):
     """Run every configuration of a sweep spec; completed runs are skipped, so it resumes."""

@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -8,7 +10,7 @@ from harness.plugins.regularizers import Augment, EarlyStopping, RandomCrop
 from harness.regularizers import RegularizerError, build_regularizers
 from harness.runner import BatchSource, RunConfig, build_model, execute
 
-DIGITS = dict(model="mlp_1x512", dataset="digits", train_size=100, test_size=50, batch_size=25, seed=0)
+DIGITS = {"model": "mlp_1x512", "dataset": "digits", "train_size": 100, "test_size": 50, "batch_size": 25, "seed": 0}
 
 
 def cifar_like(n=8) -> ImageDataset:
@@ -20,7 +22,7 @@ def cifar_like(n=8) -> ImageDataset:
 
 
 class RecordingSGD(torch.optim.SGD):
-    instances: list = []
+    instances: ClassVar[list] = []
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

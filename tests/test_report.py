@@ -4,7 +4,7 @@ from typer.testing import CliRunner
 from harness.cli import create_app
 from harness.runner import RunConfig, execute
 
-SMALL = dict(dataset="digits", train_size=60, test_size=30, batch_size=30)
+SMALL = {"dataset": "digits", "train_size": 60, "test_size": 30, "batch_size": 30}
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from harness.reports.store import Missing, average, load_epochs, select, settings  # noqa: E402
+from harness.reports.store import Missing, average, load_epochs, select, settings
 
 CORRUPTIONS = {"none": "true labels", "random_labels": "random labels", "shuffled_pixels": "shuffled pixels",
                "random_pixels": "random pixels", "gaussian": "gaussian"}
@@ -120,7 +120,8 @@ def fig2(runs: list[dict], results_dir: Path, out: Path) -> tuple[list[Path], li
         axes.plot(x, [100 * h["train_acc"] for h in history], color=line.get_color(), linestyle="--",
                   linewidth=1, label=f"{FIG2_MODELS[model]} (train)")
     axes.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101),
-             title=f"(b) Inception ± BatchNorm, CIFAR-10 (shaded: cumulative best test)\n{settings(list(found.values()))}")
+             title=f"(b) Inception ± BatchNorm on {run['dataset']} (shaded: cumulative best test)\n"
+                   f"{settings(list(found.values()))}")
     axes.title.set_fontsize(9)
     axes.legend(loc="lower right")
     return [save(figure, out / "fig2b.png")], [missing] if missing.runs else []

@@ -1,0 +1,37 @@
+"""Every Parquet table the harness writes, with its schema (for documentation and ``harness schema``)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+
+def all_tables() -> dict[str, tuple[str, pa.Schema]]:
+    """``{table: (what one row is, schema)}`` for every results table."""
+    from harness.kernels import KERNEL_RUNS_SCHEMA
+    from harness.rademacher import RADEMACHER_SCHEMA, TRIALS_SCHEMA
+    from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
+    from harness.theory import store
+
+    return {
+        "runs": ("one training run (`harness run`, `harness sweep`)", RUNS_SCHEMA),
+        "epochs": ("one epoch of a training run", EPOCHS_SCHEMA),
+        "kernel_runs": ("one kernel regression (`harness kernel`)", KERNEL_RUNS_SCHEMA),
+        "rademacher": ("one Rademacher estimate (`harness rademacher`)", RADEMACHER_SCHEMA),
+        "rademacher_trials": ("one trial of a Rademacher estimate", TRIALS_SCHEMA),
+        "theory_expressivity": ("one `harness theory expressivity` run", store.EXPRESSIVITY),
+        "theory_expressivity_sweep": ("one setting of `harness theory expressivity-sweep`", store.EXPRESSIVITY_SWEEP),
+        "theory_min_norm": ("one `harness theory min-norm` run", store.MIN_NORM),
+        "theory_min_norm_curves": ("one recorded SGD step of a min-norm run", store.MIN_NORM_CURVES),
+    }
+
+
+def markdown() -> str:
+    """The tables as markdown: a heading and a column table each."""
+    parts = []
+    for table, (row, schema) in all_tables().items():
+        parts.append(f"#### `{table}`: {row}\n\n| column | type | meaning |\n| --- | --- | --- |")
+        for field in schema:
+            kind = str(field.type).replace("list<item: string>", "list<string>")
+            parts.append(f"| `{field.name}` | {kind} | {field.metadata[b'description'].decode()} |")
+        parts.append("")
+    return "\n".join(parts)
