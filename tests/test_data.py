@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import DataError, ImageDataset, center_crop, load_dataset, prepare_data, standardize_per_image, subset, to_model_input
+from harness.data import (
+    DataError,
+    ImageDataset,
+    center_crop,
+    load_dataset,
+    prepare_data,
+    standardize_per_image,
+    subset,
+    to_model_input,
+)
 from harness.plugins.datasets import load_array_layout
 from harness.plugins.mlp import mlp_1x512, mlp_3x512
 
@@ -26,7 +35,8 @@ def test_center_crop_28_of_32():
 
 
 def test_mlp_param_counts_on_cifar_input():
-    count = lambda model: sum(p.numel() for p in model.parameters())
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
     assert count(mlp_1x512((3, 28, 28), 10)) == 1_209_866
     assert count(mlp_3x512((3, 28, 28), 10)) == 1_735_178
 
