@@ -5,7 +5,7 @@ learning rate decayed per epoch) and evaluate the whole training and test sets a
 epoch. Each loop runs ``--repeats`` times, alternating, and the fastest counts. Reported:
 images/second of each and the time ratio harness / bare (goal ≤ 1.05).
 
-    python benchmarks/train_throughput.py [--train-size 1000] [--epochs 2] [--repeats 3] [--dataset cifar10]
+    python benchmarks/train_throughput.py [--train-size 1000] [--epochs 2] [--repeats 3] [--dataset cifar10] [--devices cpu cuda]
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="Devices to measure (cuda where available).")
     args = parser.parse_args()
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = [torch.device(d) for d in args.devices if d != "cuda" or torch.cuda.is_available()]
     table = Table("device", "model", "harness img/s", "bare img/s", "time harness / bare",
                   title=f"Training throughput ({args.dataset}, {args.train_size} images × {args.epochs} epochs, batch 128)")
     for device in devices:
