@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +143,7 @@ def kernel_command(
         if existing is not None and existing["status"] == "completed" and not force:
             console.print(f"already completed: kernel run {run_id} in {results_dir / 'kernel_runs'} (use --force to run again)")
             return
-        started_at, start = datetime.now(timezone.utc), time.perf_counter()
+        started_at, start = datetime.now(UTC), time.perf_counter()
         data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
         if bandwidth == "median" and kernel != "linear":
             bandwidth = median_bandwidth(feature_map, data.x_train, kernel)

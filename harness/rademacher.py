@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +94,7 @@ def estimate(
     torch_device = resolve_device(device)
     check_writable(Path(results_dir))
     data = prepare_data(config.dataset, seed=config.seed, train_size=config.n, test_size=1, root=data_root)
-    started_at, start = datetime.now(timezone.utc), time.perf_counter()
+    started_at, start = datetime.now(UTC), time.perf_counter()
     trials = []
     for trial in range(config.trials):
         sigma = signs(config.n, config.seed, trial)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -260,7 +260,7 @@ def execute(
         "lr_decay": config.lr_decay,
         "momentum": config.momentum,
         "param_count": training.param_count,
-        "started_at": datetime.now(timezone.utc),
+        "started_at": datetime.now(UTC),
         "device": str(torch_device),
         "harness_version": __version__,
         "torch_version": torch.__version__,
