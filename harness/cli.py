@@ -139,7 +139,7 @@ def results_command(
     table = read_table(results_dir, "runs")
     rows = table.to_pylist() if table is not None else []
     rows = [r for r in rows if (model is None or r["model"] == model) and (corruption is None or r["corruption"] == corruption)]
-    rows.sort(key=lambda r: r["started_at"])
+    rows.sort(key=lambda r: (r["started_at"] is not None, r["started_at"] or 0))  # runs that failed to start first
     if output_format == "json":
         print(json.dumps(rows, default=str, indent=2))
     elif output_format == "csv":

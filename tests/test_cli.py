@@ -86,3 +86,15 @@ def test_data_preview_and_export(tmp_path):
     with np.load(out) as arrays:
         assert arrays["x_train"].shape == (1500, 8, 8, 1) and arrays["y_test"].shape == (297,)
         assert arrays["x_train"].max() <= 1.0
+
+
+def test_results_lists_runs_that_failed_before_starting(tmp_path):
+    from harness.runner import RunConfig
+    from harness.sweep import record_failure
+
+    record_failure(tmp_path, RunConfig(model="mlp_1x512", dataset="digits"), "DataError: gone")
+    ok = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20",
+                "--epochs", "1", "--results-dir", tmp_path, "--device", "cpu")
+    assert ok.exit_code == 0, ok.output
+    rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
+    assert [r["status"] for r in rows] == ["failed", "completed"]
