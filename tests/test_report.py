@@ -53,3 +53,18 @@ def test_fig2_writes_a_png_and_the_bn_summary(results, tmp_path):
 def test_empty_results_name_the_missing_runs(tmp_path, name, sweep):
     outcome = report(name, "--results-dir", tmp_path / "none", "--out", tmp_path / "out")
     assert outcome.exit_code == 1 and f"sweeps/{sweep}.toml" in outcome.stderr and "Traceback" not in outcome.output
+
+
+def test_corruption_levels_come_from_one_training_size():
+    from harness.reports.figures import level_runs
+    from harness.reports.store import Missing
+
+    def run(p, size, corruption="random_labels"):
+        return {"model": "mlp_1x512", "corruption": corruption, "corrupt_prob": p, "train_size": size,
+                "regularizers": []}
+
+    runs = [run(0.0, 256), run(0.5, 256), run(1.0, 256), run(0.5, 2000), run(1.0, 2000), run(1.0, 2000, "none")]
+    found = level_runs(runs, "mlp_1x512", Missing("fig1bc"))
+    assert sorted(found) == [0.0, 0.5, 1.0]
+    assert {r["train_size"] for rs in found.values() for r in rs} == {2000}
+    assert found[0.0][0]["corruption"] == "none"

@@ -38,11 +38,15 @@ def corruption_runs(runs: list[dict], model: str, missing: Missing) -> dict[str,
 
 
 def level_runs(runs: list[dict], model: str, missing: Missing) -> dict[float, list[dict]]:
-    """Per label-corruption level p, the runs of ``model`` (p = 0 may also be a true-labels run)."""
-    levels = sorted({r["corrupt_prob"] for r in runs if r["model"] == model and r["corruption"] == "random_labels"})
-    found = {p: select(runs, model, "random_labels", p) for p in levels}
-    if 0.0 not in levels and select(runs, model, "none"):
-        found[0.0] = select(runs, model, "none")
+    """Per label-corruption level p, the runs of ``model`` at one training size, its largest with label
+    corruption (p = 0 may also be a true-labels run)."""
+    corrupted = [r for r in runs if r["model"] == model and r["corruption"] == "random_labels"]
+    size = max((r["train_size"] for r in corrupted), default=None)
+    same_size = [r for r in runs if r["train_size"] == size]
+    levels = sorted({r["corrupt_prob"] for r in corrupted if r["train_size"] == size})
+    found = {p: select(same_size, model, "random_labels", p) for p in levels}
+    if 0.0 not in levels and select(same_size, model, "none"):
+        found[0.0] = select(same_size, model, "none")
     if not found:
         missing.add(f"{model} random_labels at p = 0, 0.2, ..., 1")
     return dict(sorted(found.items()))
