@@ -27,6 +27,11 @@ DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $
 ResultsDirOption = typer.Option(Path("results"), "--results-dir", help="Results folder.")
 
 
+def wide_console() -> Console:
+    """The terminal's width, or 240 columns when output is not a terminal (tables stay readable in logs)."""
+    return console if console.is_terminal else Console(width=240)
+
+
 def fail(message: str, code: int = 2):
     """Print one error line and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -150,7 +155,7 @@ def results_command(
         view = Table(*RESULT_COLUMNS, title=f"{len(rows)} runs in {results_dir}")
         for r in rows:
             view.add_row(*(format_cell(r[c]) for c in RESULT_COLUMNS))
-        console.print(view)
+        wide_console().print(view)
 
 
 def schema_command():

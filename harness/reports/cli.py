@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness.cli import console, err_console, wide_console
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
@@ -19,22 +19,12 @@ Out = typer.Option(Path("reports"), "--out", help="Folder for the tables and fig
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
 
 
-def wide_console() -> Console:
-    """The terminal's width, or 140 columns when output is not a terminal (tables stay readable in logs)."""
-    console = Console()
-    return console if console.is_terminal else Console(width=140)
-
-
 def warn_missing(missing: list[Missing]) -> None:
-    from harness.cli import err_console
-
     for entry in missing:
         err_console.print(f"[yellow]missing:[/] {entry.message()}", highlight=False, soft_wrap=True)
 
 
 def show_written(paths: list[Path]) -> None:
-    from harness.cli import console
-
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
 
@@ -83,8 +73,6 @@ def fig2_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str =
 @report_app.command("table3")
 def table3_command(results_dir: Path = ResultsDir, out: Path = Out):
     """Table 3: kernel regression test error and norm per data set and features, beside the paper's."""
-    from harness.cli import err_console
-
     lines, missing = table3.build(table3.load_kernel_runs(results_dir))
     wide_console().print(table3.rich_table(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
     show_written(table3.write(lines, out))
