@@ -50,12 +50,13 @@ def average(runs: list[dict], key: str) -> float | None:
 
 
 def settings(runs: list[dict]) -> str:
-    """The settings the runs were made with, e.g. ``train 500, test 1000, ≤200 epochs, batch 32, decay 1, cpu``."""
+    """The settings the runs were made with, e.g. ``train 500, test 1000, ≤200 epochs, batch 32, lr decay 1.0,
+    seed 0/1, cpu`` (several values are joined by ``/``; results are means over seeds)."""
     def values(key):
         return "/".join(str(v) for v in sorted({r[key] for r in runs}))
 
     return (f"train {values('train_size')}, test {values('test_size')}, ≤{values('max_epochs')} epochs, "
-            f"batch {values('batch_size')}, lr decay {values('lr_decay')}, {values('device')}")
+            f"batch {values('batch_size')}, lr decay {values('lr_decay')}, seed {values('seed')}, {values('device')}")
 
 
 @dataclass
