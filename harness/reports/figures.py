@@ -64,7 +64,8 @@ def fig1(runs: list[dict], results_dir: Path, out: Path, loss_model: str = "ince
         for corruption, run in first.items():
             history = epochs[run["run_id"]]
             axes.plot([h["step"] for h in history], [h["train_loss"] for h in history], label=CORRUPTIONS[corruption])
-        axes.set(xlabel="training step", ylabel="average training loss",
+        axes.set_yscale("log")  # a diverging early epoch (e.g. gaussian inputs at lr 0.1) would flatten the rest
+        axes.set(xlabel="training step", ylabel="average training loss (log scale)",
                  title=f"(a) {FIG1_MODELS.get(loss_model, loss_model)}: learning curves\n{settings(list(first.values()))}")
         axes.title.set_fontsize(9)
         axes.legend()
