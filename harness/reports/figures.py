@@ -114,7 +114,7 @@ def fig2(runs: list[dict], results_dir: Path, out: Path) -> tuple[list[Path], li
     if not found:
         return [], [missing]
     epochs = load_epochs(results_dir, [r["run_id"] for r in found.values()])
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    figure, axes = plt.subplots(figsize=(8.4, 4.4))  # room for the legend beside the axes
     for model, run in found.items():
         history = epochs[run["run_id"]]
         x = [h["epoch"] for h in history]
@@ -128,7 +128,7 @@ def fig2(runs: list[dict], results_dir: Path, out: Path) -> tuple[list[Path], li
              title=f"(b) Inception ± BatchNorm on {run['dataset']} (shaded: cumulative best test)\n"
                    f"{settings(list(found.values()))}")
     axes.title.set_fontsize(9)
-    axes.legend(loc="lower right")
+    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return [save(figure, out / "fig2b.png")], [missing] if missing.runs else []
 
 
