@@ -75,12 +75,15 @@ def fig1(runs: list[dict], results_dir: Path, out: Path, loss_model: str = "ince
     by_model = {model: levels for model, levels in by_model.items() if levels}
     if by_model:
         subtitle = settings([r for levels in by_model.values() for rs in levels.values() for r in rs])
+        sizes = {model: next(iter(levels.values()))[0]["train_size"] for model, levels in by_model.items()}
+        label = {model: FIG1_MODELS[model] + (f" ({sizes[model]:,} images)" if len(set(sizes.values())) > 1 else "")
+                 for model in by_model}
         figure, axes = plt.subplots(figsize=(6.4, 4.4))
         for model, levels in by_model.items():
             base = average(levels.get(0.0, []), "fit_step")
             points = [(p, average(rs, "fit_step") / base) for p, rs in levels.items()
                       if base and average(rs, "fit_step") is not None and all(r["fit_step"] for r in rs)]
-            axes.plot(*zip(*points), marker="o", label=FIG1_MODELS[model]) if points else None
+            axes.plot(*zip(*points), marker="o", label=label[model]) if points else None
         axes.set(xlabel="label corruption p", ylabel="time to fit (steps) relative to p = 0",
                  title=f"(b) Convergence slowdown\n{subtitle}")
         axes.title.set_fontsize(9)
@@ -90,7 +93,7 @@ def fig1(runs: list[dict], results_dir: Path, out: Path, loss_model: str = "ince
         figure, axes = plt.subplots(figsize=(6.4, 4.4))
         for model, levels in by_model.items():
             axes.plot(list(levels), [100 * (1 - average(rs, "test_acc")) for rs in levels.values()],
-                      marker="o", label=FIG1_MODELS[model])
+                      marker="o", label=label[model])
         axes.axhline(90, color="gray", linestyle=":", label="chance (90 %)")
         axes.set(xlabel="label corruption p", ylabel="test error (%)", title=f"(c) Generalization error growth\n{subtitle}",
                  ylim=(0, 100))
