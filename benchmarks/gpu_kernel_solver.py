@@ -246,12 +246,7 @@ def solve_pixels(x_train, y_train, x_test, y_test, dtype: str, memory_budget=Non
         - result.predict_seconds,
         "factor_TFLOPs": cholesky_tflops(n, result.factor_seconds),
         "factor_pct_of_fp64_peak": 100 * cholesky_tflops(n, result.factor_seconds) / FP64_PEAK_TFLOPS,
-        "test_error_pct": 100 * result.test_error(y_test),
-        "train_error_pct": 100 * result.train_error(y_train),
-        "rkhs_norm": result.rkhs_norm,
-        "relative_residual": result.relative_residual,
-        "refinement_steps": result.refinement_steps,
-        "jitter": result.jitter,
+        **result.quality(y_train, y_test),
     }
 
 

@@ -13,6 +13,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from tile_helpers import lower_part
 
 from harness.kernel_cli import kernel_backend
 from harness.kernels import NotPositiveDefiniteError, solve_kernel_regression
@@ -40,14 +41,6 @@ def fill(store, matrix):
     for i, j in store.layout.tiles:
         store.write(i, j, matrix[grid.span(i), grid.span(j)])
     return store
-
-
-def lower_part(store):
-    grid = store.layout.rows
-    matrix = np.zeros((grid.size, grid.size))
-    for i, j in store.layout.tiles:
-        matrix[grid.span(i), grid.span(j)] = store.backend.to_host(store.read(i, j))
-    return np.tril(matrix)
 
 
 def lower_layout(size, tile):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.linalg
+from tile_helpers import lower_part
 
 from harness.kernels.backend import NumpyBackend, get_backend
 from harness.kernels.linalg import (
@@ -35,14 +36,6 @@ def store_of(matrix, dtype=np.float64, lower=True, folder=None, tile=TILE):
     for i, j in layout.tiles:
         store.write(i, j, matrix[rows.span(i), cols.span(j)])
     return store
-
-
-def lower_part(store):
-    grid = store.layout.rows
-    matrix = np.zeros((grid.size, grid.size))
-    for i, j in store.layout.tiles:
-        matrix[grid.span(i), grid.span(j)] = store.read(i, j)
-    return np.tril(matrix)
 
 
 @pytest.mark.parametrize("on_disk", [False, True])

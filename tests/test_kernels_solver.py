@@ -79,6 +79,10 @@ def test_gaussian_kernel_interpolates_random_labels():
 
     assert result.train_error(labels) == 0.0
     assert result.jitter == 0.0
+    test_labels = rng.integers(0, CLASSES, 50)
+    quality = result.quality(labels, test_labels)
+    assert quality["train_error_pct"] == 0.0 and quality["test_error_pct"] == 100 * result.test_error(test_labels)
+    assert quality["rkhs_norm"] == result.rkhs_norm and quality["relative_residual"] == result.relative_residual
     assert result.relative_residual < 1e-8
     assert result.feature_dim == 30
     k = rbf_kernel(x_train, gamma=0.5)

@@ -91,6 +91,17 @@ class KernelRegressionResult:
     def test_error(self, labels: np.ndarray) -> float:
         return error_rate(self.predictions, labels)
 
+    def quality(self, train_labels: np.ndarray, test_labels: np.ndarray) -> dict:
+        """Train and test error (%) and the solution's diagnostics, as one flat dict."""
+        return {
+            "test_error_pct": 100 * self.test_error(test_labels),
+            "train_error_pct": 100 * self.train_error(train_labels),
+            "rkhs_norm": self.rkhs_norm,
+            "relative_residual": self.relative_residual,
+            "refinement_steps": self.refinement_steps,
+            "jitter": self.jitter,
+        }
+
 
 def solve_kernel_regression(
     features: np.ndarray | FeatureBlocks,
