@@ -81,9 +81,10 @@ def fig1(runs: list[dict], results_dir: Path, out: Path, loss_model: str = "ince
         figure, axes = plt.subplots(figsize=(6.4, 4.4))
         for model, levels in by_model.items():
             base = average(levels.get(0.0, []), "fit_step")
-            points = [(p, average(rs, "fit_step") / base) for p, rs in levels.items()
-                      if base and average(rs, "fit_step") is not None and all(r["fit_step"] for r in rs)]
-            axes.plot(*zip(*points), marker="o", label=label[model]) if points else None
+            fitted = {p: rs for p, rs in levels.items() if all(r["fit_step"] for r in rs)}  # unfitted runs have no time
+            points = [(p, average(rs, "fit_step") / base) for p, rs in fitted.items()] if base else []
+            if points:
+                axes.plot(*zip(*points), marker="o", label=label[model])
         axes.set(xlabel="label corruption p", ylabel="time to fit (steps) relative to p = 0",
                  title=f"(b) Convergence slowdown\n{subtitle}")
         axes.title.set_fontsize(9)
