@@ -44,7 +44,6 @@ class RichRunProgress:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.epochs = self.batches = None
-        self.running_loss = 0.0
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
