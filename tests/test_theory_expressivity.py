@@ -41,7 +41,7 @@ def test_smallest_eigenvalue_is_the_smallest_gap(sample):
     eigenvalues = np.linalg.eigvals(construction.matrix)
     gaps = construction.projections - construction.biases
     np.testing.assert_allclose(np.sort(eigenvalues.real), np.sort(gaps), rtol=1e-12)
-    assert np.abs(eigenvalues.imag).max() == 0
+    assert np.abs(eigenvalues.imag).max() <= 1e-12 * np.abs(eigenvalues.real).max()
     summary = summarize(construction, z, y)
     assert summary["lambda_min"] == pytest.approx(summary["min_gap"], rel=1e-12)
     assert summary["min_gap"] > 0
