@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.errors import HarnessError
+
 DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
 
 
-class DataError(Exception):
+class DataError(HarnessError):
     """A data set cannot be found or loaded."""
 
 

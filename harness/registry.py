@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from harness import __version__, hookspecs
+from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness"
 STRICT_ENV = "HARNESS_STRICT_PLUGINS"
@@ -41,11 +42,11 @@ BUILTIN_PLUGINS = (
 BUILTIN_SOURCE = f"harness {__version__} (built-in)"
 
 
-class PluginError(Exception):
+class PluginError(HarnessError):
     """A plugin could not be loaded or registered."""
 
 
-class UnknownNameError(LookupError):
+class UnknownNameError(HarnessError, LookupError):
     """A name that no plugin registered; the message lists the known ones."""
 
     def __init__(self, kind: str, name: str, known: list[str]):
@@ -122,7 +123,35 @@ def plugin_manager(registry: Registry | None = None, strict: bool = False) -> tu
             _report(f"plugin {dist} failed to load: {type(error).__name__}: {error}", registry, strict)
             continue
         sources[f"{ENTRY_POINT_GROUP}:{ep.name}"] = dist
+    drop_unknown_hooks(pm, sources, registry, strict)
     return pm, sources
+
+
+def hook_names() -> list[str]:
+    """The names of every hook a plugin may implement."""
+    return sorted(name for name in vars(hookspecs) if name.startswith("register_"))
+
+
+def drop_unknown_hooks(pm: pluggy.PluginManager, sources: dict, registry: Registry, strict: bool) -> None:
+    """Report and unregister every plugin that implements a hook with no specification (a typo
+    such as ``register_model``), as pluggy's ``check_pending`` finds them."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as error:
+            name = pm.get_name(error.plugin)
+            if sources.get(name) == BUILTIN_SOURCE:
+                raise
+            hooks = sorted(
+                impl_name for impl_name, caller in vars(pm.hook).items()
+                if not impl_name.startswith("_") and not caller.has_spec()
+                and any(impl.plugin is error.plugin for impl in caller.get_hookimpls())
+            )
+            pm.unregister(error.plugin)
+            source = sources.pop(name, name)
+            _report(f"plugin {source} failed to load: it implements unknown hook(s) {', '.join(hooks)}; "
+                    f"known: {', '.join(hook_names())}", registry, strict)
 
 
 def build_registry(strict: bool | None = None) -> Registry:

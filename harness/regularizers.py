@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from harness.errors import ConfigError
 
-class RegularizerError(ValueError):
+
+class RegularizerError(ConfigError):
     """A regularizer was given a bad value or cannot apply to the chosen model."""
 
 

@@ -11,14 +11,30 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import HarnessError
 
-class ResultsDirError(Exception):
+
+class ResultsDirError(HarnessError):
     """The results folder cannot be created or written."""
+
+
+class UnreadableResultWarning(UserWarning):
+    """A file in a results folder is not a valid Parquet table; it is skipped."""
+
+
+def read_parquet(path: Path) -> pa.Table | None:
+    """The table in ``path``, or None (with a warning naming the file) when it is not valid Parquet."""
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        warnings.warn(f"skipped {path}: not a valid Parquet table ({error})", UnreadableResultWarning, stacklevel=2)
+        return None
 
 
 def config_id(config: dict, length: int = 16) -> str:
@@ -61,19 +77,22 @@ def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict], sc
 
 
 def read_table(results_dir: Path, table: str) -> pa.Table | None:
-    """All rows of ``table`` (schemas unified by name), or None when there are none."""
+    """All rows of ``table`` (schemas unified by name), or None when there are none.
+
+    A file that is not a valid Parquet table (a truncated copy, a stray file) is skipped with
+    an :class:`UnreadableResultWarning` naming it.
+    """
     folder = Path(results_dir) / table
     files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    if not files:
+    tables = [t for t in map(read_parquet, files) if t is not None]
+    if not tables:
         return None
-    tables = [pq.read_table(f) for f in files]
     return pa.concat_tables(tables, promote_options="default")
 
 
 def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
-    """The single row stored for ``run_id`` in ``table``, or None."""
+    """The single row stored for ``run_id`` in ``table``, or None (also when its file is unreadable)."""
     path = table_path(results_dir, table, run_id)
-    if not path.exists():
-        return None
-    rows = pq.read_table(path).to_pylist()
+    stored = read_parquet(path) if path.exists() else None
+    rows = stored.to_pylist() if stored is not None else []
     return rows[0] if rows else None

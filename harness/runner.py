@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from harness import __version__
 from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
+from harness.errors import ConfigError
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError, build_regularizers
 from harness.results import check_writable, config_id, read_row, write_table
@@ -67,7 +68,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA device")
     return torch.device(device)
 
 
@@ -78,13 +79,13 @@ def resolve_config(config: RunConfig) -> RunConfig:
     registry.get("datasets", config.dataset)
     registry.get("corruptions", config.corruption)
     if not 0.0 <= config.corrupt_prob <= 1.0:
-        raise ValueError(f"--corrupt-prob must be in [0, 1], got {config.corrupt_prob}")
+        raise ConfigError(f"--corrupt-prob must be in [0, 1], got {config.corrupt_prob}")
     for name, value in (("epochs", config.epochs), ("batch-size", config.batch_size)):
         if value < 1:
-            raise ValueError(f"--{name} must be at least 1, got {value}")
+            raise ConfigError(f"--{name} must be at least 1, got {value}")
     lr = config.lr if config.lr is not None else model.info.get("default_lr", 0.01)
     if lr <= 0:
-        raise ValueError(f"--lr must be positive, got {lr}")
+        raise ConfigError(f"--lr must be positive, got {lr}")
     return replace(config, lr=lr, regularizers=tuple(config.regularizers))
 
 

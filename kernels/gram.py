@@ -22,6 +22,7 @@ from functools import partial
 
 import numpy as np
 
+from harness.errors import ConfigError
 from harness.kernels.progress import StageProgress, advance
 from harness.kernels.tiles import TileStore, column_strips
 
@@ -37,11 +38,11 @@ def pixel_blocks(x_train: np.ndarray, x_test: np.ndarray) -> list[tuple[np.ndarr
 
 
 def check_kernel(kernel: str, bandwidth: float | None) -> None:
-    """Raise ValueError unless ``kernel`` is known and has the bandwidth it needs."""
+    """Raise ConfigError unless ``kernel`` is known and has the bandwidth it needs."""
     if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; available: {', '.join(KERNELS)}")
+        raise ConfigError(f"unknown kernel {kernel!r}; available: {', '.join(KERNELS)}")
     if kernel != "linear" and (bandwidth is None or not bandwidth > 0):
-        raise ValueError(f"the {kernel} kernel needs a positive bandwidth γ, got {bandwidth}")
+        raise ConfigError(f"the {kernel} kernel needs a positive bandwidth γ, got {bandwidth}")
 
 
 def apply_kernel(tile, row_sq_norms, col_sq_norms, kernel: str, bandwidth: float | None, xp, same_points: bool = False):

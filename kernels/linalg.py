@@ -7,11 +7,12 @@ matrix and the same code runs on in-memory and file-backed stores.
 
 from __future__ import annotations
 
+from harness.errors import HarnessError
 from harness.kernels.progress import StageProgress, advance
 from harness.kernels.tiles import TileStore, column_strips
 
 
-class NotPositiveDefiniteError(ArithmeticError):
+class NotPositiveDefiniteError(HarnessError, ArithmeticError):
     """The Cholesky factorization broke down: the matrix is not numerically positive definite."""
 
     def __init__(self, row: int, size: int, dtype, jitter: float = 0.0):

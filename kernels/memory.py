@@ -6,6 +6,8 @@ import re
 import resource
 from pathlib import Path
 
+from harness.errors import ConfigError
+
 DEFAULT_BUDGET_FRACTION = 0.75
 """Share of the currently available RAM used when no budget is given."""
 
@@ -37,10 +39,10 @@ def parse_memory_size(size: float | str) -> int:
     else:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", size)
         if not match or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"cannot read memory size {size!r}: expected e.g. '20GB', '1.5GiB' or a number of bytes")
+            raise ConfigError(f"cannot read memory size {size!r}: expected e.g. '20GB', '1.5GiB' or a number of bytes")
         value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if value <= 0:
-        raise ValueError(f"memory size must be positive, got {size!r}")
+        raise ConfigError(f"memory size must be positive, got {size!r}")
     return int(value)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import ConfigError, HarnessError
 from harness.kernels.memory import format_bytes
 from harness.kernels.tiles import TileGrid, TileLayout
 
@@ -24,7 +25,7 @@ _WORK_TILES = 3
 """Tiles of scratch memory (counted as float64) planned besides the stores: tiles copied out of files."""
 
 
-class MemoryBudgetError(MemoryError):
+class MemoryBudgetError(HarnessError, MemoryError):
     """The memory budget cannot hold even the tiles a solve needs at once."""
 
 
@@ -71,7 +72,7 @@ def plan_storage(
     Raises :class:`MemoryBudgetError` when nothing fits.
     """
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+        raise ConfigError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     if dtype == "auto":
         plan = _first_fit(train_size, test_size, outputs, np.dtype("float64"), budget, tile_size, _PLACEMENTS[:3])
         if plan is not None:

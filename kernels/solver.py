@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import ConfigError, HarnessError
 from harness.kernels.backend import get_backend
 from harness.kernels.gram import (
     FeatureBlocks,
@@ -47,7 +48,7 @@ MAX_JITTER = 1e-1
 """Largest jitter tried, relative to the mean of K's diagonal; each retry multiplies by 10."""
 
 
-class NonFiniteSolutionError(ArithmeticError):
+class NonFiniteSolutionError(HarnessError, ArithmeticError):
     """The solve produced NaN or infinite values."""
 
 
@@ -139,7 +140,7 @@ def solve_kernel_regression(
     """
     check_kernel(kernel, bandwidth)
     if not ridge >= 0:
-        raise ValueError(f"ridge must be >= 0, got {ridge}")
+        raise ConfigError(f"ridge must be >= 0, got {ridge}")
     y = np.asarray(y_onehot, dtype=np.float64)
     if y.ndim != 2 or not np.isfinite(y).all():
         raise ValueError(f"y_onehot must be a finite (n, k) array, got shape {y.shape}")

@@ -15,15 +15,16 @@ from torch import nn
 
 from harness import hookimpl
 from harness.data import DataError, ImageDataset
+from harness.errors import ConfigError
 
 INCEPTION_V3_MIN_SIDE = 75
 
 
 def require_rgb(name: str, input_shape: tuple[int, int, int], min_side: int = 1) -> None:
-    """Raise ValueError unless ``input_shape`` is (3, H, W) with H, W >= ``min_side``."""
+    """Raise ConfigError unless ``input_shape`` is (3, H, W) with H, W >= ``min_side``."""
     channels, height, width = input_shape
     if channels != 3 or min(height, width) < min_side:
-        raise ValueError(
+        raise ConfigError(
             f"{name} needs 3-channel images of at least {min_side}×{min_side}, got {input_shape} (C, H, W)"
         )
 

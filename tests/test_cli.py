@@ -98,3 +98,20 @@ def test_results_lists_runs_that_failed_before_starting(tmp_path):
     assert ok.exit_code == 0, ok.output
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert [r["status"] for r in rows] == ["failed", "completed"]
+
+
+def test_unreadable_result_files_are_named_and_skipped(tmp_path):
+    ok = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20",
+                "--epochs", "1", "--results-dir", tmp_path, "--device", "cpu")
+    assert ok.exit_code == 0, ok.output
+    runs = tmp_path / "runs"
+    good = next(runs.glob("*.parquet"))
+    (runs / "truncated.parquet").write_bytes(good.read_bytes()[:100])
+    (runs / "stray.parquet").write_text("not a table")
+    result = invoke("results", "--results-dir", tmp_path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 1
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2 and all("not a valid Parquet table" in w for w in warnings)
+    assert any("truncated.parquet" in w for w in warnings) and any("stray.parquet" in w for w in warnings)
+    assert "Traceback" not in result.output

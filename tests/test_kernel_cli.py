@@ -47,3 +47,17 @@ def test_bad_input(tmp_path, args, message):
     result = kernel(tmp_path, *args)
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split())
+
+
+def test_library_entry_point_runs_and_then_skips(tmp_path):
+    from harness.kernel_runner import KernelConfig, execute
+
+    config = KernelConfig(dataset="digits", kernel="gaussian", bandwidth="median", train_size=300, test_size=100)
+    stages = []
+    first = execute(config, tmp_path, device="cpu", progress=lambda stage, done, total: stages.append(stage))
+    assert not first.skipped and first.row["run_id"] == config.run_id and first.row["bandwidth"] > 0
+    assert first.row["train_error"] == 0.0 and first.row["test_error"] < 0.2
+    assert {"gram", "factor", "solve", "predict"} <= set(stages)
+    assert pq.read_table(first.path).to_pylist()[0]["run_id"] == config.run_id
+    again = execute(config, tmp_path, device="cpu")
+    assert again.skipped and again.row["test_error"] == first.row["test_error"]

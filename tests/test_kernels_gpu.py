@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tile_helpers import lower_part
 
-from harness.kernel_cli import kernel_backend
+from harness.kernel_runner import kernel_backend
 from harness.kernels import NotPositiveDefiniteError, solve_kernel_regression
 from harness.kernels.backend import NumpyBackend, get_backend, gpu_available
 from harness.kernels.cuda_streamed import streamed_cholesky
@@ -142,7 +142,7 @@ def test_streamed_cholesky_names_the_failing_pivot_row():
 
 
 def test_importing_the_solver_does_not_import_cupy():
-    code = "import sys, harness.kernels, harness.kernel_cli; assert 'cupy' not in sys.modules"
+    code = "import sys, harness.kernels, harness.kernel_runner, harness.cli.kernel; assert 'cupy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -39,6 +39,35 @@ PACKAGES = {
         """,
     ),
     "harness-broken": ("harness_broken", "raise ImportError('this plugin is broken on purpose')\n"),
+    "harness-crashy": (
+        "harness_crashy",
+        """
+        from torch import nn
+        from harness import hookimpl
+
+        class Crashy(nn.Module):
+            def __init__(self, num_classes):
+                super().__init__()
+                self.fc = nn.Linear(3, num_classes)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1))  # a bug: the input has more than 3 features
+
+        @hookimpl
+        def register_models(register):
+            register("crashy", lambda input_shape, num_classes: Crashy(num_classes))
+        """,
+    ),
+    "harness-typo": (
+        "harness_typo",
+        """
+        from harness import hookimpl
+
+        @hookimpl
+        def register_model(register):  # a typo: the hook is register_models
+            register("never_seen", object)
+        """,
+    ),
     "harness-clash": (
         "harness_clash",
         """
@@ -110,6 +139,10 @@ def test_third_party_model_corruption_and_command(site, tmp_path):
     assert any("harness-broken 1.2.3 failed to load" in w for w in warnings)
     assert any("'mlp_1x512' is registered twice" in w and "harness-clash 1.2.3" in w for w in warnings)
     assert "Traceback" not in listing.stderr
+    # A hook that does not exist is reported like a plugin that fails to load, not ignored.
+    typo = [w for w in warnings if "harness-typo 1.2.3" in w]
+    assert len(typo) == 1 and "failed to load" in typo[0] and "unknown hook(s) register_model;" in typo[0]
+    assert "never_seen" not in models
 
     run = harness_cli(site, "run", "--plugin", "tinynet", "--dataset", "digits", "--corruption", "all_zero",
                       "--epochs", "3", "--results-dir", tmp_path, "--device", "cpu")
@@ -123,3 +156,14 @@ def test_strict_mode_turns_a_broken_plugin_into_an_error(site):
     assert result.returncode == 2
     assert "harness-broken 1.2.3 failed to load" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_in_a_model_plugin_is_a_traceback_naming_the_plugin(site, tmp_path):
+    result = harness_cli(site, "run", "--plugin", "crashy", "--dataset", "digits", "--epochs", "1",
+                         "--results-dir", tmp_path, "--device", "cpu")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "self.fc(x.flatten(1))" in result.stderr
+    last = " ".join(result.stderr.strip().splitlines()[-2:])
+    assert "RuntimeError in plugin harness_crashy (harness-crashy 1.2.3)" in last
+    listing = harness_cli(site, "results", "--results-dir", tmp_path, "--format", "json")
+    assert [row["status"] for row in json.loads(listing.stdout)] == ["failed"]

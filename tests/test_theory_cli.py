@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from harness.cli.theory import theory_app
 from harness.results import read_row, read_table
 from harness.theory import store
-from harness.theory.cli import theory_app
 
 runner = CliRunner()
 

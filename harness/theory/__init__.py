@@ -4,5 +4,5 @@
   any n labelled points in d dimensions with 2n + d weights.
 - :mod:`harness.theory.min_norm`: SGD on underdetermined least squares converges
   to the minimum-norm interpolant from w0 = 0 (Eq. 3), not from a random start.
-- :mod:`harness.theory.cli`: the ``harness theory`` commands.
+- :mod:`harness.cli.theory`: the ``harness theory`` commands.
 """

@@ -39,6 +39,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
+from harness.errors import ConfigError
 from harness.theory.samples import gaussian_sample
 
 
@@ -89,24 +90,24 @@ def distinct_projections(z: np.ndarray, rng: np.random.Generator, tries: int = 1
         x = project(torch.from_numpy(z), torch.from_numpy(a)).numpy()
         if np.unique(x).size == x.size:
             return a, x
-    raise ValueError(f"no direction with pairwise distinct projections in {tries} draws: the sample repeats a point")
+    raise ConfigError(f"no direction with pairwise distinct projections in {tries} draws: the sample repeats a point")
 
 
 def interleaved_biases(x: np.ndarray, gap_fraction: float = 0.5) -> np.ndarray:
     """Biases b_i = x_i − δ (x_i − x_{i−1}) for sorted projections ``x`` and δ = ``gap_fraction``."""
     if not 0 < gap_fraction < 1:
-        raise ValueError(f"gap fraction must lie in (0, 1), got {gap_fraction}")
+        raise ConfigError(f"gap fraction must lie in (0, 1), got {gap_fraction}")
     first_gap = x[1] - x[0] if len(x) > 1 else 1.0
     return x - gap_fraction * np.diff(x, prepend=x[0] - first_gap)
 
 
 def check_interleaved(x: np.ndarray, b: np.ndarray) -> None:
-    """Raise ValueError unless b_1 < x_1 < b_2 < x_2 < … < b_n < x_n (Lemma 1's hypothesis)."""
+    """Raise ConfigError unless b_1 < x_1 < b_2 < x_2 < … < b_n < x_n (Lemma 1's hypothesis)."""
     previous = np.concatenate(([-np.inf], x[:-1]))
     bad = np.flatnonzero(~((previous < b) & (b < x)))
     if bad.size:
         i = bad[0]
-        raise ValueError(
+        raise ConfigError(
             f"{bad.size} biases do not interleave the sorted projections, "
             f"first at i = {i}: x_(i-1) = {previous[i]:.9g}, b_i = {b[i]:.9g}, x_i = {x[i]:.9g}"
         )

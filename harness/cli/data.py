@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from harness.data import DataError, ImageDataset, prepare_data
-from harness.registry import UnknownNameError
+from harness.cli.common import DataRootOption, command
+from harness.data import prepare_data
 
 data_app = typer.Typer(help="Inspect and export (corrupted) data sets.", no_args_is_help=True)
 
@@ -16,19 +16,9 @@ DatasetOption = typer.Option("cifar10", help="Dataset plugin.")
 CorruptionOption = typer.Option("none", help="Corruption plugin.")
 ProbOption = typer.Option(1.0, help="Corruption probability p.")
 SeedOption = typer.Option(0)
-DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder).")
 
 
-def load(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root) -> ImageDataset:
-    from harness.cli import fail
-
-    try:
-        return prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
-    except (UnknownNameError, DataError) as error:
-        fail(str(error))
-
-
-@data_app.command("preview")
+@command(data_app, "preview")
 def preview(
     out: Path = typer.Option(..., help="PNG file to write."),
     dataset: str = DatasetOption,
@@ -44,7 +34,7 @@ def preview(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = load(dataset, corruption, corrupt_prob, seed, None, None, data_root)
+    data = prepare_data(dataset, corruption, corrupt_prob, seed, None, None, data_root)
     count = min(count, len(data.y_train))
     columns = min(8, count)
     rows = -(-count // columns)
@@ -63,7 +53,7 @@ def preview(
     typer.echo(f"wrote {out}")
 
 
-@data_app.command("export")
+@command(data_app, "export")
 def export(
     out: Path = typer.Option(..., help=".npz file to write."),
     dataset: str = DatasetOption,
@@ -76,7 +66,7 @@ def export(
 ):
     """Write x_train, y_train, x_test, y_test after corruption, before crop and standardization
     (float32 images in [0, 1], NHWC)."""
-    data = load(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
+    data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
     typer.echo(f"wrote {out}: {len(data.y_train)} train, {len(data.y_test)} test images")

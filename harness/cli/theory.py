@@ -17,9 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.data import DataError
-from harness.registry import UnknownNameError
-from harness.results import ResultsDirError, check_writable, write_table
+from harness.cli.common import DataRootOption, ResultsDirOption, command, fail
+from harness.results import check_writable, write_table
 from harness.theory import expressivity as expressivity_lib
 from harness.theory import min_norm as min_norm_lib
 from harness.theory import store
@@ -46,37 +45,13 @@ SEED = typer.Option(0, "--seed", help="Seed of every random draw.")
 DATASET = typer.Option(
     None, "--dataset", help="Use the first N training images of this data set (pixels in [0, 1], flattened)."
 )
-DATA_ROOT = typer.Option(
-    None, "--data-root", help="Folder of the data sets [default: $HARNESS_DATA_ROOT or the user cache]."
-)
-RESULTS_DIR = typer.Option(Path("results"), "--results-dir", help="Results folder.")
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of the table.")
-
-
-def _fail(message: str) -> None:
-    """Print one error line on stderr and exit with code 2 (a bad option or input)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _prepare_results(results_dir: Path) -> None:
-    try:
-        check_writable(results_dir)
-    except ResultsDirError as error:
-        _fail(str(error))
 
 
 def _check_gap_fractions(values: list[float]) -> None:
     bad = [value for value in values if not 0 < value < 1]
     if bad:
-        _fail(f"--gap-fraction must lie in (0, 1), got {bad[0]}")
-
-
-def _images(dataset: str, n: int, data_root: Path | None) -> tuple[np.ndarray, np.ndarray, int]:
-    try:
-        return image_sample(dataset, n, data_root)
-    except (DataError, UnknownNameError) as error:
-        _fail(str(error))
+        fail(f"--gap-fraction must lie in (0, 1), got {bad[0]}")
 
 
 def _finite(row: dict) -> dict:
@@ -102,7 +77,7 @@ def _print_summary(title: str, summary: dict, stored: list[Path]) -> None:
         console.print(f"stored {path}")
 
 
-@theory_app.command()
+@command(theory_app, "expressivity")
 def expressivity(
     n: int = typer.Option(1000, "--n", min=1, help="Sample size."),
     d: int | None = typer.Option(
@@ -113,23 +88,23 @@ def expressivity(
         Labels.random, "--labels", help="random: uniform classes as reals; dataset: the real labels."
     ),
     dataset: str | None = DATASET,
-    data_root: Path | None = DATA_ROOT,
+    data_root: Path | None = DataRootOption,
     dtype: DType = typer.Option(
         DType.float64, "--dtype", help="Precision the network is evaluated in (the construction runs in float64)."
     ),
     gap_fraction: float = typer.Option(
         0.5, "--gap-fraction", help="δ in (0, 1): b_i = x_i − δ (x_i − x_{i−1}); 0.5 = midpoints."
     ),
-    results_dir: Path = RESULTS_DIR,
+    results_dir: Path = ResultsDirOption,
     as_json: bool = JSON,
 ) -> None:
     """Build Theorem 1's depth-2 ReLU network (2n + d weights) that fits n labelled points, and check it."""
     if dataset and d is not None:
-        _fail("--d sets the dimension of Gaussian points; with --dataset it is the image size")
+        fail("--d sets the dimension of Gaussian points; with --dataset it is the image size")
     if labels is Labels.dataset and not dataset:
-        _fail("--labels dataset needs --dataset")
+        fail("--labels dataset needs --dataset")
     _check_gap_fractions([gap_fraction])
-    _prepare_results(results_dir)
+    check_writable(results_dir)
     if not dataset:
         d = d or 20
     options = {
@@ -143,15 +118,12 @@ def expressivity(
     }
     rng = np.random.default_rng(seed)
     if dataset:
-        z, y, num_classes = _images(dataset, n, data_root)
+        z, y, num_classes = image_sample(dataset, n, data_root)
         if labels is Labels.random:
             y = random_labels(n, rng, num_classes)
     else:
         z, y = gaussian_sample(n, d, rng)
-    try:
-        construction = expressivity_lib.construct(z, y, rng, gap_fraction)
-    except ValueError as error:
-        _fail(str(error))
+    construction = expressivity_lib.construct(z, y, rng, gap_fraction)
     run_id = store.run_id("expressivity", options)
     row = {"run_id": run_id, **options, **expressivity_lib.summarize(construction, z, y, dtype.value)}
     path = write_table(results_dir, "theory_expressivity", run_id, [row], store.EXPRESSIVITY)
@@ -161,7 +133,7 @@ def expressivity(
         _print_summary("Theorem 1: depth-2 ReLU network fitting the sample", row, [path])
 
 
-@theory_app.command("expressivity-sweep")
+@command(theory_app, "expressivity-sweep")
 def expressivity_sweep(
     ns: list[int] = typer.Option(
         [100, 300, 1000, 3000, 10000], "--n", min=1, help="Sample sizes (repeat the option)."
@@ -171,12 +143,12 @@ def expressivity_sweep(
         [0.25, 0.5, 0.75], "--gap-fraction", help="Bias spacings δ (repeat the option)."
     ),
     seed: int = SEED,
-    results_dir: Path = RESULTS_DIR,
+    results_dir: Path = ResultsDirOption,
     as_json: bool = JSON,
 ) -> None:
     """Fit error and ‖w‖ of Theorem 1's construction against n, in float32 and float64."""
     _check_gap_fractions(gap_fractions)
-    _prepare_results(results_dir)
+    check_writable(results_dir)
     options = {"ns": ns, "d": d, "gap_fractions": gap_fractions, "seed": seed}
     run_id = store.run_id("expressivity-sweep", options)
     rows = [
@@ -199,39 +171,39 @@ def expressivity_sweep(
     console.print(f"stored {path}")
 
 
-@theory_app.command("min-norm")
+@command(theory_app, "min-norm")
 def min_norm(
     n: int = typer.Option(50, "--n", min=1, help="Number of examples."),
     d: int | None = typer.Option(
         None, "--d", min=1, help="Dimension of the Gaussian data [default: 1000]; not with --dataset."
     ),
     dataset: str | None = DATASET,
-    data_root: Path | None = DATA_ROOT,
+    data_root: Path | None = DataRootOption,
     steps: int = typer.Option(200_000, "--steps", min=1, help="SGD steps, one example each."),
     lr: float | None = typer.Option(None, "--lr", help="Constant step size η [default: 1 / (2 max_i ‖x_i‖²)]."),
     seed: int = SEED,
     out: Path | None = typer.Option(None, "--out", help="Write a PNG plot of the curves here."),
-    results_dir: Path = RESULTS_DIR,
+    results_dir: Path = ResultsDirOption,
     as_json: bool = JSON,
 ) -> None:
     """SGD on underdetermined least squares reaches the minimum-norm solution from w₀ = 0, not from a random w₀."""
     if dataset and d is not None:
-        _fail("--d sets the dimension of Gaussian data; with --dataset it is the image size")
-    _prepare_results(results_dir)
+        fail("--d sets the dimension of Gaussian data; with --dataset it is the image size")
+    check_writable(results_dir)
     if not dataset:
         d = d or 1000
     options = {"n": n, "d": d, "dataset": dataset, "steps": steps, "lr": lr, "seed": seed}
     rng = np.random.default_rng(seed)
     if dataset:
-        x, y, _ = _images(dataset, n, data_root)
+        x, y, _ = image_sample(dataset, n, data_root)
     else:
         x, y = gaussian_sample(n, d, rng)
     if x.shape[1] <= n:
-        _fail(f"least squares is not underdetermined: d = {x.shape[1]} <= n = {n}")
+        fail(f"least squares is not underdetermined: d = {x.shape[1]} <= n = {n}")
     try:
         summary, curves = min_norm_lib.run(x, y, steps, rng, lr)
     except np.linalg.LinAlgError as error:
-        _fail(f"X Xᵀ is singular (repeated examples?): {error}")
+        fail(f"X Xᵀ is singular (repeated examples?): {error}")
     run_id = store.run_id("min-norm", options)
     if out:
         source = dataset or "Gaussian data"

@@ -7,14 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli import console, err_console, wide_console
+from harness.cli.common import ResultsDirOption, command, console, err_console, wide_console
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
 report_app = typer.Typer(help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.",
                          no_args_is_help=True)
 
-ResultsDir = typer.Option(Path("results"), "--results-dir", help="Results folder to read.")
 Out = typer.Option(Path("reports"), "--out", help="Folder for the tables and figures.")
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
 
@@ -29,8 +28,8 @@ def show_written(paths: list[Path]) -> None:
         console.print(f"wrote {path}", highlight=False)
 
 
-@report_app.command("table1")
-def table1_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str = Dataset):
+@command(report_app, "table1")
+def table1_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset):
     """Table 1: train / test accuracy per model, random crop and weight decay, beside the paper's."""
     console = wide_console()
     rows, missing = table1.build(load_runs(results_dir, dataset))
@@ -39,8 +38,8 @@ def table1_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str
     warn_missing([missing] if missing.runs else [])
 
 
-@report_app.command("fig1")
-def fig1_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str = Dataset,
+@command(report_app, "fig1")
+def fig1_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset,
                  model: str = typer.Option("inception", "--model", help="Model of panel (a).")):
     """Figure 1: (a) loss vs step per corruption, (b) time to fit and (c) test error vs label corruption."""
     from harness.reports import figures  # matplotlib loads only for figures
@@ -52,8 +51,8 @@ def fig1_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str =
         raise typer.Exit(1)
 
 
-@report_app.command("fig2")
-def fig2_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str = Dataset):
+@command(report_app, "fig2")
+def fig2_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset):
     """Figure 2b: Inception with and without BatchNorm, test accuracy per epoch, cumulative best shaded."""
     from harness.reports import figures
 
@@ -70,8 +69,8 @@ def fig2_command(results_dir: Path = ResultsDir, out: Path = Out, dataset: str =
         raise typer.Exit(1)
 
 
-@report_app.command("table3")
-def table3_command(results_dir: Path = ResultsDir, out: Path = Out):
+@command(report_app, "table3")
+def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
     """Table 3: kernel regression test error and norm per data set and features, beside the paper's."""
     lines, missing = table3.build(table3.load_kernel_runs(results_dir))
     wide_console().print(table3.rich_table(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))

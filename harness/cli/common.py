@@ -1,0 +1,101 @@
+"""What every command shares: the consoles, the option declarations, and how errors end a command.
+
+An error the user can fix (:class:`harness.errors.HarnessError`) is one red line and exit code 2.
+Anything else is a bug: its traceback is printed, with the plugin it came from when the
+traceback passes through one, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+import warnings
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from harness.errors import HarnessError
+from harness.registry import get_registry
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder).")
+ResultsDirOption = typer.Option(Path("results"), "--results-dir", help="Results folder.")
+DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+
+
+def wide_console() -> Console:
+    """The terminal's width, or 240 columns when output is not a terminal (tables stay readable in logs)."""
+    return console if console.is_terminal else Console(width=240)
+
+
+def fail(message: str, code: int = 2):
+    """Print one error line and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    """Print one warning line."""
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command line: one line per warning, no source excerpt."""
+    warn(str(message))
+
+
+def crashed_plugin(error: BaseException) -> str | None:
+    """The source of the innermost plugin module the traceback of ``error`` passes through."""
+    registry = get_registry()
+    modules = {getattr(plugin, "__name__", None): registry.sources.get(name)
+               for name, plugin in registry.plugin_manager.list_name_plugin()}
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        module = frame.f_globals.get("__name__", "")
+        for plugin_module, source in modules.items():
+            if plugin_module and (module == plugin_module or module.startswith(plugin_module + ".")):
+                return f"{plugin_module} ({source})"
+    return None
+
+
+def guarded(command):
+    """Wrap a command: user errors become one line and exit 2, bugs a traceback and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            try:
+                return command(*args, **kwargs)
+            except HarnessError as error:
+                fail(str(error))
+            except (typer.Exit, typer.Abort, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                traceback.print_exception(error)
+                plugin = crashed_plugin(error)
+                where = f" in plugin {plugin}" if plugin else ""
+                fail(f"{type(error).__name__}{where}: {error} (a bug; the traceback is above)", code=1)
+
+    return wrapper
+
+
+def command(app: typer.Typer, name: str | None = None):
+    """``@app.command(name)`` with the error handling of :func:`guarded`."""
+
+    def register(function):
+        app.command(name)(guarded(function))
+        return function
+
+    return register
+
+
+def format_cell(value) -> str:
+    """A table cell: floats to 4 significant digits, lists space-separated, None as '-'."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(value) or "-"
+    return "-" if value is None else str(value)
