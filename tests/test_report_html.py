@@ -166,8 +166,11 @@ const filter = document.querySelector("input.filter");
 filter.value = "failed alexnet";
 filter.dispatchEvent(new Event("input"));
 document.body.dataset.shown = Array.from(table.tBodies[0].rows).filter(row => !row.hidden).length;
+const figure = document.getElementById("fig1a");
+Plotly.Fx.hover(figure, [{curveNumber: 0, pointNumber: 1}]);
+document.body.dataset.hover = figure.querySelector(".hovertext").textContent;
 </script>"""
-"""Clicks the train_size header and filters the runs table, writing what it saw onto <body>."""
+"""Sorts the runs table by train_size, filters it and hovers a point of Figure 1a; writes what it saw onto <body>."""
 
 
 def chromium(profile, *args: str) -> subprocess.CompletedProcess:
@@ -194,11 +197,12 @@ def test_page_in_headless_chromium(results, tmp_path):
     probe = tmp_path / "probe.html"
     probe.write_text(out.read_text().replace("</body>", PROBE + "</body>"))
     probed = chromium(tmp_path / "profile-probe", "--dump-dom", probe.as_uri())
-    body = re.search(r'<body data-sorted="([^"]*)" data-shown="(\d+)"', probed.stdout)
+    body = re.search(r'<body data-sorted="([^"]*)" data-shown="(\d+)" data-hover="([^"]*)"', probed.stdout)
     assert body, probed.stderr[-2000:]
     sizes = [int(size) for size in body.group(1).split(",")]
     assert sizes == sorted(sizes) and set(sizes) == {256, 512}
     assert body.group(2) == "1"
+    assert "run mlp-none" in body.group(3) and "epoch 2" in body.group(3)  # the first curve is true labels
 
     screenshot = tmp_path / "report.png"
     shot = chromium(tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1400,7000", out.as_uri())
