@@ -32,6 +32,9 @@ FIGURE_IDS = ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves")
 FIG1A_PAPER_ORDER = ("none", "shuffled_pixels", "gaussian", "random_pixels", "random_labels")
 """Figure 1a's settings by time to fit, as reproductions of the paper report them."""
 
+MODEL_COLORS = {"inception": "#636efa", "alexnet": "#ef553b", "mlp_1x512": "#00a07a", "inception_nobn": "#ab63fa"}
+"""One color per model across the figures, its paper marks included."""
+
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -238,6 +241,7 @@ def fig1bc(by_model: dict[str, dict[float, list[dict]]]) -> str:
             if points:
                 found.append(go.Scatter(
                     x=[p for p, _, _ in points], y=[y for _, y, _ in points], mode="lines+markers", name=labels[model],
+                    line={"color": MODEL_COLORS[model]},
                     customdata=[[" ".join(r["run_id"] for r in rs), value_text(y, rs)] for _, y, rs in points],
                     hovertemplate=hover))
         return found
@@ -275,7 +279,8 @@ def paper_errors(by_model: dict) -> list:
         ends = {1.0 if row.random_labels else 0.0: 100 - row.test for row in table1.PAPER_TABLE1
                 if row.model == model and not row.regularizers}
         traces.append(go.Scatter(x=list(ends), y=list(ends.values()), mode="markers",
-                                 name=f"paper {FIG1_MODELS[model]}", marker={"symbol": "diamond-open", "size": 10},
+                                 name=f"paper {FIG1_MODELS[model]}",
+                                 marker={"symbol": "diamond-open", "size": 11, "color": MODEL_COLORS[model]},
                                  hovertemplate="%{fullData.name}: %{y:.2f} % at p = %{x}<extra></extra>"))
     return traces
 
@@ -286,19 +291,25 @@ def fig2_section(runs: list[dict], results_dir: Path, missing: list[str]) -> str
         missing.append("Figure 2b: " + absent.message())
     traces = []
     for model, (run, history) in histories.items():
+        if not history:  # a run whose epoch rows are gone has nothing to draw
+            continue
         epochs = [h["epoch"] for h in history]
         test = [100 * h["test_acc"] for h in history]
         data = [[run["run_id"], h["epoch"]] for h in history]
         hover = "%{fullData.name}<br>run %{customdata[0]}<br>epoch %{customdata[1]}: %{y:.2f} %<extra></extra>"
-        name = FIG2_MODELS[model]
+        name, color = FIG2_MODELS[model], MODEL_COLORS[model]
+        paper = figure_data.FIG2_PAPER_TEST[model]
         traces += [
             go.Scatter(x=epochs, y=test, mode="lines", name=f"{name} (test)", legendgroup=model, customdata=data,
+                       line={"color": color}, hovertemplate=hover),
+            go.Scatter(x=epochs, y=figure_data.cumulative_best(test), mode="lines", fill="tonexty", opacity=0.35,
+                       line={"width": 0, "color": color}, name=f"{name} (cumulative best test)", legendgroup=model,
+                       customdata=data, hovertemplate=hover),
+            go.Scatter(x=epochs, y=[100 * h["train_acc"] for h in history], mode="lines", name=f"{name} (train)",
+                       line={"dash": "dash", "width": 1, "color": color}, legendgroup=model, customdata=data,
                        hovertemplate=hover),
-            go.Scatter(x=epochs, y=figure_data.cumulative_best(test), mode="lines", fill="tonexty", opacity=0.4,
-                       line={"width": 0}, name=f"{name} (cumulative best test)", legendgroup=model, customdata=data,
-                       hovertemplate=hover),
-            go.Scatter(x=epochs, y=[100 * h["train_acc"] for h in history], mode="lines", line={"dash": "dash", "width": 1},
-                       name=f"{name} (train)", legendgroup=model, customdata=data, hovertemplate=hover),
+            go.Scatter(x=[epochs[0], epochs[-1]], y=[paper, paper], mode="lines", name=f"paper: {name} test {paper:.2f} %",
+                       line={"dash": "dot", "width": 1.5, "color": color}, legendgroup=model, hoverinfo="name"),
         ]
     runs_behind = {FIG2_MODELS[model]: run for model, (run, _) in histories.items()}
     plot = figure("fig2b", traces, {
@@ -322,11 +333,14 @@ def table3_section(results_dir: Path, missing: list[str]) -> str:
     notes = []
     for paper in table3.PAPER_TABLE3:
         if paper.label in absent:
-            command = f"harness kernel --dataset {paper.dataset} --features {paper.features} --kernel gaussian"
+            command = (f"harness kernel --dataset {paper.dataset} --features {paper.features} --kernel gaussian "
+                       "--bandwidth median")
             notes.append(command_note(f"a kernel run for '{paper.label}'", command))
             missing.append(f"Table 3: no kernel run for '{paper.label}' (make one with `{command}`)")
     return section("table3", "Exact kernel regression without regularization (true labels, ridge 0): test error "
-                   "and solution norm per data set and features, one line per stored run, largest n first.",
+                   "and solution norm per data set and features, one line per stored run, largest n first. At the paper's "
+                   "scale on a GPU: <code>benchmarks/table3_mnist_gpu.sh RESULTS</code> and "
+                   "<code>benchmarks/table3_cifar_gpu.sh RESULTS</code>.",
                    table(list(table3.COLUMNS), rows) if rows else "", *notes)
 
 
