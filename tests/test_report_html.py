@@ -15,6 +15,7 @@ from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
 from harness.theory import store as theory
 
 SECTION_IDS = ("table1", "fig1", "fig2", "table3", "theory", "runs")
+FIGURE_IDS = ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves")
 
 
 def blank(schema) -> dict:
@@ -62,6 +63,9 @@ def results(tmp_path_factory):
     min_norm = {**blank(theory.MIN_NORM), "run_id": "minnorm", "n": 20, "d": 200, "steps": 100, "lr": 0.01,
                 "rel_dist_zero_init": 1e-6, "rel_dist_random_init": 0.9, "predicted_plateau": 0.9}
     write_table(folder, "theory_min_norm", "minnorm", [min_norm], theory.MIN_NORM)
+    rademacher = {**blank(RADEMACHER_SCHEMA), "run_id": "rad", "model": "mlp_1x512", "dataset": "cifar10", "n": 50,
+                  "trials": 2, "fitted_trials": 2, "estimate": 0.97, "estimate_std": 0.01, "device": "cpu"}
+    write_table(folder, "rademacher", "rad", [rademacher], RADEMACHER_SCHEMA)
     curves = [{"run_id": "minnorm", "init": init, "step": step, "loss": 1.0 / step, "rel_dist": start / step}
               for init, start in (("zero", 1.0), ("random", 2.0)) for step in (1, 10, 100)]
     write_table(folder, "theory_min_norm_curves", "minnorm", curves, theory.MIN_NORM_CURVES)
@@ -83,7 +87,7 @@ def test_every_section_and_figure_is_on_the_page(page):
     text, _ = page
     for ident in SECTION_IDS:
         assert f'<section id="{ident}">' in text
-    for ident in ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves"):
+    for ident in FIGURE_IDS:
         assert f'id="{ident}" class="plotly-graph-div"' in text
     ids = re.findall(r' id="([^"]+)"', text)
     assert len(ids) == len(set(ids))  # plotly draws into the first element of a figure's id
@@ -92,7 +96,7 @@ def test_every_section_and_figure_is_on_the_page(page):
 def test_the_page_needs_no_network(page):
     text, _ = page
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", text)
-    assert text.count("<script") == 1 + len(html.FIGURE_IDS) + 1  # plotly.js, one per figure, the table script
+    assert text.count("<script") == 1 + len(FIGURE_IDS) + 1  # plotly.js, one per figure, the table script
 
 
 def test_table1_cells_stand_beside_the_paper_with_their_runs(page):
@@ -122,8 +126,10 @@ def test_table3_and_theory_show_runs_and_name_what_is_missing(page):
     assert "harness kernel --dataset mnist --features gabor" in table3
     theory_part = section_of(text, "theory")
     assert "<code>expr</code>" in theory_part and ">220<" in theory_part and "1e-06" in theory_part
-    assert "harness theory expressivity-sweep" in theory_part and "harness rademacher" in theory_part
-    assert any(line.startswith("Theory: no rademacher rows") for line in missing)
+    assert "<code>rad</code>" in theory_part and ">0.97<" in theory_part and "(paper: ≈ 1)" in theory_part
+    assert "harness theory expressivity-sweep" in theory_part
+    assert [line for line in missing if line.startswith("Theory")] == [
+        "Theory: no theory_expressivity_sweep rows (make them with `harness theory expressivity-sweep`)"]
     assert any("gabor" in line for line in missing) and not any("MNIST, no preprocessing" in line for line in missing)
 
 
@@ -139,7 +145,7 @@ def test_an_empty_folder_gives_every_section_with_what_to_run(tmp_path):
     text, missing = html.build(tmp_path / "none")
     for ident in SECTION_IDS:
         assert f'<section id="{ident}">' in text
-    assert text.count('class="empty"') == len(html.FIGURE_IDS) - 1  # the min-norm figure comes with its runs
+    assert text.count('class="empty"') == len(FIGURE_IDS) - 1  # the min-norm figure comes with its runs
     assert [line.split(":")[0] for line in missing] == ["Table 1", "Figure 1", "Figure 1", "Figure 2b"] + ["Table 3"] * 4 + ["Theory"] * 4
 
 
@@ -190,7 +196,7 @@ def test_page_in_headless_chromium(results, tmp_path):
     dom = loaded.stdout
     for ident in SECTION_IDS:
         assert f'<section id="{ident}">' in dom
-    for ident in ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves"):  # drawn by plotly.js: an SVG inside
+    for ident in FIGURE_IDS:  # drawn by plotly.js: an SVG inside
         drawn = re.search(rf'<div id="{ident}" class="plotly-graph-div js-plotly-plot".*?class="main-svg"', dom, re.S)
         assert drawn, f"figure {ident} was not drawn"
 

@@ -9,9 +9,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from harness.reports.figure_data import (CORRUPTIONS, FIG1_MODELS, FIG2_MODELS, bn_histories, corruption_levels,
-                                         cumulative_best, error_points, loss_curves, model_labels,
-                                         slowdown_points)
+from harness.reports.figure_data import (
+    CORRUPTIONS,
+    FIG1_MODELS,
+    FIG2_MODELS,
+    bn_histories,
+    corruption_levels,
+    cumulative_best,
+    error_points,
+    loss_curves,
+    model_labels,
+    slowdown_points,
+)
 from harness.reports.store import Missing, settings
 
 
@@ -73,8 +82,9 @@ def fig2(runs: list[dict], results_dir: Path, out: Path) -> tuple[list[Path], li
     histories, missing = bn_histories(runs, results_dir)
     if not histories:
         return [], [missing]
+    plotted = [run for run, _ in histories.values()]
     figure, axes = plt.subplots(figsize=(8.4, 4.4))  # room for the legend beside the axes
-    for model, (run, history) in histories.items():
+    for model, (_, history) in histories.items():
         x = [h["epoch"] for h in history]
         test = [100 * h["test_acc"] for h in history]
         line, = axes.plot(x, test, label=f"{FIG2_MODELS[model]} (test)")
@@ -82,8 +92,8 @@ def fig2(runs: list[dict], results_dir: Path, out: Path) -> tuple[list[Path], li
         axes.plot(x, [100 * h["train_acc"] for h in history], color=line.get_color(), linestyle="--",
                   linewidth=1, label=f"{FIG2_MODELS[model]} (train)")
     axes.set(xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 101),
-             title=f"(b) Inception ± BatchNorm on {run['dataset']} (shaded: cumulative best test)\n"
-                   f"{settings([run for run, _ in histories.values()])}")
+             title=f"(b) Inception ± BatchNorm on {plotted[0]['dataset']} (shaded: cumulative best test)\n"
+                   f"{settings(plotted)}")
     axes.title.set_fontsize(9)
     axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return [save(figure, out / "fig2b.png")], [missing] if missing.runs else []

@@ -26,9 +26,6 @@ SECTIONS = {"table1": "Table 1", "fig1": "Figure 1", "fig2": "Figure 2b", "table
             "runs": "Runs"}
 """Section ids and titles, in page order."""
 
-FIGURE_IDS = ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves")
-"""Ids of the figures (a figure without runs is a note with the same id)."""
-
 FIG1A_PAPER_ORDER = ("none", "shuffled_pixels", "gaussian", "random_pixels", "random_labels")
 """Figure 1a's settings by time to fit, as reproductions of the paper report them."""
 
