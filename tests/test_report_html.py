@@ -159,6 +159,12 @@ def test_cli_writes_the_page(results, tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]  # no temporary file left
 
 
+def test_cli_names_a_results_folder_that_does_not_exist(tmp_path):
+    outcome = CliRunner().invoke(create_app(), ["report", "html", "--results-dir", str(tmp_path / "typo"),
+                                                "--out", str(tmp_path / "report.html")])
+    assert outcome.exit_code == 2 and "typo does not exist" in outcome.stderr and not (tmp_path / "report.html").exists()
+
+
 # ---------------------------------------------------------------- in a real browser
 
 BROWSER = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)

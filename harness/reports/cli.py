@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli import console, err_console, wide_console
+from harness.cli import console, err_console, fail, wide_console
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
@@ -88,6 +88,8 @@ def html_command(results_dir: Path = ResultsDir, dataset: str = Dataset,
     them, what is missing, and the runs table, sortable and filterable."""
     from harness.reports import html  # plotly loads only for this report
 
+    if not results_dir.is_dir():
+        fail(f"results folder {results_dir} does not exist: make runs with `harness run` or `harness sweep`")
     path, missing = html.write(results_dir, out, dataset, model)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
     for line in missing:

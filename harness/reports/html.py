@@ -357,7 +357,7 @@ THEORY = (
     ("theory_min_norm", "SGD on underdetermined least squares reaches the minimum-norm solution from w₀ = 0",
      "harness theory min-norm",
      "Paper: started at w₀ = 0, SGD stays in the span of the data and converges to the minimum-norm interpolant "
-     "(distance → 0); from a random w₀ it reaches another interpolant (ours: at the predicted plateau).",
+     "(distance → 0); from a random w₀ it reaches another interpolant, at the predicted distance ‖P⊥w₀‖ / ‖w_min‖.",
      [("n", "n"), ("d", "d"), ("data", lambda r: r["dataset"] or "Gaussian"), ("steps", "steps"), ("η", "lr"),
       ("‖w_min‖", "w_min_norm"), ("distance from w₀ = 0 (paper: → 0)", "rel_dist_zero_init"),
       ("distance from random w₀", "rel_dist_random_init"), ("predicted plateau", "predicted_plateau"),
