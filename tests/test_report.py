@@ -56,7 +56,7 @@ def test_empty_results_name_the_missing_runs(tmp_path, name, sweep):
 
 
 def test_corruption_levels_come_from_one_training_size():
-    from harness.reports.figures import level_runs
+    from harness.reports.figure_data import level_runs
     from harness.reports.store import Missing
 
     def run(p, size, corruption="random_labels"):

@@ -2,7 +2,7 @@ from harness.reports import table3
 
 
 def kernel_row(dataset, features, test_error, train_size=1000, options="{}", **changes):
-    return {"dataset": dataset, "features": features, "kernel": "gaussian", "train_size": train_size, "test_size": 500,
+    return {"run_id": f"{dataset}-{features}-{train_size}", "dataset": dataset, "features": features, "kernel": "gaussian", "train_size": train_size, "test_size": 500,
             "feature_options": options, "test_error": test_error, "rkhs_norm": 100.0, "bandwidth": 0.02,
             "dtype": "float64", "device": "cpu", "wall_seconds": 1.0, "status": "completed", "corruption": "none",
             "ridge": 0.0, **changes}

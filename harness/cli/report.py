@@ -1,4 +1,4 @@
-"""``harness report table1|fig1|fig2``."""
+"""``harness report table1|fig1|fig2|table3|html``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli.common import ResultsDirOption, command, console, err_console, wide_console
+from harness.cli.common import ResultsDirOption, command, console, err_console, fail, wide_console
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
@@ -54,13 +54,13 @@ def fig1_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset:
 @command(report_app, "fig2")
 def fig2_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset):
     """Figure 2b: Inception with and without BatchNorm, test accuracy per epoch, cumulative best shaded."""
-    from harness.reports import figures
+    from harness.reports import figure_data, figures
 
     console = wide_console()
     runs = load_runs(results_dir, dataset)
     paths, missing = figures.fig2(runs, results_dir, out)
     summary = Table("model", "final test %", "best test %", "paper test %", title="Figure 2b runs")
-    for label, final, best, paper in figures.fig2_summary(runs):
+    for label, final, best, paper in figure_data.fig2_summary(runs):
         summary.add_row(label, f"{final:.2f}", f"{best:.2f}", f"{paper:.2f}")
     console.print(summary)
     show_written(paths)
@@ -77,3 +77,19 @@ def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
     show_written(table3.write(lines, out))
     for label in missing:
         err_console.print(f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False)
+
+
+@command(report_app, "html")
+def html_command(results_dir: Path = ResultsDirOption, dataset: str = Dataset,
+                 out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
+                 model: str = typer.Option("inception", "--model", help="Model of Figure 1a.")):
+    """One self-contained HTML page (opens offline): every table and figure beside the paper's, the runs behind
+    them, what is missing, and the runs table, sortable and filterable."""
+    from harness.reports import html  # plotly loads only for this report
+
+    if not results_dir.is_dir():
+        fail(f"results folder {results_dir} does not exist: make runs with `harness run` or `harness sweep`")
+    path, missing = html.write(results_dir, out, dataset, model)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    for line in missing:
+        err_console.print(f"[yellow]missing:[/] {line}", highlight=False, soft_wrap=True)

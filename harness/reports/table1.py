@@ -63,13 +63,18 @@ def percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
+def paper_runs(runs: list[dict], paper: PaperRow) -> list[dict]:
+    """The runs behind one row of the table: its model, labels and regularizers, any seed, largest size."""
+    corruption = "random_labels" if paper.random_labels else "none"
+    return select(runs, paper.model, corruption, 1.0 if paper.random_labels else None, paper.regularizers)
+
+
 def build(runs: list[dict]) -> tuple[list[dict], Missing]:
     """One output row per paper row: our seed-averaged accuracies beside the paper's."""
     missing = Missing("table1")
     table = []
     for paper in PAPER_TABLE1:
-        corruption = "random_labels" if paper.random_labels else "none"
-        matches = select(runs, paper.model, corruption, 1.0 if paper.random_labels else None, paper.regularizers)
+        matches = paper_runs(runs, paper)
         if not matches:
             missing.add(paper.describe())
         train, test = percent(average(matches, "train_acc")), percent(average(matches, "test_acc"))

@@ -31,7 +31,7 @@ PAPER_TABLE3 = (
 )
 
 COLUMNS = ("paper row", "kernel", "n train", "n test", "feature options", "test err %", "paper err %", "Δ err",
-           "norm", "paper norm", "γ", "dtype", "device", "seconds")
+           "norm", "paper norm", "γ", "dtype", "device", "seconds", "run id")
 
 
 def load_kernel_runs(results_dir: Path) -> list[dict]:
@@ -55,7 +55,7 @@ def build(runs: list[dict]) -> tuple[list[dict], list[str]]:
                 "n test": run["test_size"], "feature options": run["feature_options"] or "{}",
                 "test err %": ours, "paper err %": paper.test_error, "Δ err": ours - paper.test_error,
                 "norm": run["rkhs_norm"], "paper norm": paper.norm, "γ": run["bandwidth"], "dtype": run["dtype"],
-                "device": run["device"], "seconds": run["wall_seconds"],
+                "device": run["device"], "seconds": run["wall_seconds"], "run id": run["run_id"],
             })
     return lines, missing
 
