@@ -1,5 +1,5 @@
-"""Hook specifications: every model, dataset, corruption, regularizer, feature map
-and extra CLI command, built-in or third-party, is registered through these hooks.
+"""Hook specifications: every model, dataset, corruption, regularizer, feature map,
+sweep executor and extra CLI command, built-in or third-party, is registered through these hooks.
 
 Each ``register_*`` hook receives a ``register(name, obj, **info)`` callable.
 """
@@ -41,6 +41,13 @@ def register_regularizers(register):
 @hookspec
 def register_feature_maps(register):
     """Register kernel feature maps: ``register(name, factory)``; see ``harness.kernels``."""
+
+
+@hookspec
+def register_executors(register):
+    """Register sweep executors: ``register(name, factory, engine=None, extra=None)`` where
+    ``factory(settings: harness.executors.ExecutorSettings, **options) -> harness.executors.Executor``;
+    ``engine`` is the package it needs and ``extra`` the ``harness[extra]`` that installs it."""
 
 
 @hookspec
