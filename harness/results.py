@@ -73,7 +73,9 @@ def read_table(results_dir: Path, table: str) -> pa.Table | None:
 def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
     """The single row stored for ``run_id`` in ``table``, or None."""
     path = table_path(results_dir, table, run_id)
-    if not path.exists():
+    try:
+        with open(path, "rb") as file:  # one open file: a writer's rename meanwhile cannot mix two versions
+            rows = pq.read_table(file).to_pylist()
+    except FileNotFoundError:
         return None
-    rows = pq.read_table(path).to_pylist()
     return rows[0] if rows else None
