@@ -205,3 +205,18 @@ def test_status_and_unknown_executor_on_the_command_line(tmp_path):
     assert "missing     mlp_1x512" in result.output and "2 runs: 1 completed, 0 started, 0 interrupted, 0 failed, 1 missing" in result.output
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(results), "--executor", "nope"])
     assert result.exit_code == 2 and "unknown executor 'nope'; known: local, ray, submitit" in result.stderr
+
+
+def test_a_local_worker_takes_one_gpu_slot(monkeypatch):
+    import queue
+
+    import torch
+
+    from harness.plugins.executors import init_worker
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    slots = queue.Queue()
+    for slot in gpu_slots(["1", "3"], 2):
+        slots.put(slot)
+    init_worker(torch.get_num_threads(), slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1" and slots.qsize() == 3
