@@ -1,5 +1,5 @@
-"""Hook specifications: every model, dataset, corruption, regularizer, feature map and extra CLI
-command, built-in or third-party, is registered through these hooks.
+"""Hook specifications: every model, dataset, corruption, regularizer, feature map, sweep executor
+and extra CLI command, built-in or third-party, is registered through these hooks.
 
 A plugin implements a hook with ``@harness.hookimpl`` on a function of the same name. Each
 ``register_*`` hook is called once, with one argument, ``register``: a callable
@@ -87,6 +87,20 @@ def register_feature_maps(register):
         ``dim(input_shape: tuple[int, int, int]) -> int``, the total feature dimension.
         ``options`` come from ``--feature-option NAME=VALUE``; a factory that takes ``seed: int``
         or ``device: str`` receives the run's seed and "cpu" or "cuda".
+    """
+
+
+@hookspec
+def register_executors(register):
+    """Register sweep executors.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(name: str, factory, engine: str | None = None, extra: str | None = None)``, where
+        ``factory(settings: harness.executors.ExecutorSettings, **options) -> harness.executors.Executor``
+        runs a sweep's configurations on an engine; ``engine`` is the importable package it needs and
+        ``extra`` the ``harness[extra]`` that installs it (named in the error when it is missing).
     """
 
 

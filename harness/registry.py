@@ -1,5 +1,5 @@
 """Plugin manager and registry of named models, data sets, corruptions,
-regularizers and feature maps.
+regularizers, feature maps and sweep executors.
 
 Built-in plugins and third-party ones (entry-point group ``harness``) register
 through the same hooks. A third-party plugin that fails to load or register is
@@ -22,13 +22,14 @@ from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness"
 STRICT_ENV = "HARNESS_STRICT_PLUGINS"
-KINDS = ("models", "datasets", "corruptions", "regularizers", "feature_maps")
+KINDS = ("models", "datasets", "corruptions", "regularizers", "feature_maps", "executors")
 SINGULAR = {
     "models": "model",
     "datasets": "dataset",
     "corruptions": "corruption",
     "regularizers": "regularizer",
     "feature_maps": "feature map",
+    "executors": "executor",
 }
 BUILTIN_PLUGINS = (
     "harness.plugins.datasets",
@@ -38,6 +39,7 @@ BUILTIN_PLUGINS = (
     "harness.plugins.imagenet",
     "harness.plugins.regularizers",
     "harness.plugins.feature_maps",
+    "harness.plugins.executors",
 )
 BUILTIN_SOURCE = f"harness {__version__} (built-in)"
 

@@ -29,9 +29,13 @@ class UnreadableResultWarning(UserWarning):
 
 
 def read_parquet(path: Path) -> pa.Table | None:
-    """The table in ``path``, or None (with a warning naming the file) when it is not valid Parquet."""
+    """The table in ``path``; None when there is none, or (with a warning naming the file) when it is
+    not valid Parquet."""
     try:
-        return pq.read_table(path)
+        with open(path, "rb") as file:  # one open file: a writer's rename meanwhile cannot mix two versions
+            return pq.read_table(file)
+    except FileNotFoundError:
+        return None
     except (pa.ArrowException, OSError) as error:
         warnings.warn(f"skipped {path}: not a valid Parquet table ({error})", UnreadableResultWarning, stacklevel=2)
         return None
@@ -93,6 +97,6 @@ def read_table(results_dir: Path, table: str) -> pa.Table | None:
 def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
     """The single row stored for ``run_id`` in ``table``, or None (also when its file is unreadable)."""
     path = table_path(results_dir, table, run_id)
-    stored = read_parquet(path) if path.exists() else None
+    stored = read_parquet(path)
     rows = stored.to_pylist() if stored is not None else []
     return rows[0] if rows else None

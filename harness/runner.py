@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness import __version__
+from harness import __version__, checkpoint
 from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
 from harness.errors import ConfigError
 from harness.registry import get_registry
@@ -183,19 +183,39 @@ class Training:
         self.history: list[dict] = []
         self.steps = 0
         self.stopped_early = False
+        self.stateful: dict[str, checkpoint.Stateful] = {
+            "model": self.model, "optimizer": self.optimizer,
+            "order_generator": checkpoint.GeneratorState(self.order_generator),
+            "batch_generator": checkpoint.GeneratorState(self.batches.generator),
+        }
+        """Everything a checkpoint saves by name; more per-run state can be added here."""
+
+    def save_checkpoint(self, path: Path) -> None:
+        checkpoint.save(path, self.stateful, {"history": self.history, "steps": self.steps})
+
+    def resume(self, path: Path) -> int:
+        """Continue from the checkpoint at ``path`` when there is one; the number of epochs restored."""
+        values = checkpoint.load(path, self.stateful)
+        if values is not None:
+            self.history, self.steps = values["history"], values["steps"]
+        return len(self.history)
 
     @property
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
-    def run(self, progress: RunProgress, run_id: str = "") -> None:
-        """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it."""
+    def run(self, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None) -> None:
+        """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it.
+
+        Continues after the epochs already in ``history``; with ``checkpoint_path``, saves a
+        checkpoint there after every epoch that training goes on from.
+        """
         config, model, optimizer, batches = self.config, self.model, self.optimizer, self.batches
         n_train = len(batches.labels)
         batches_per_epoch = -(-n_train // config.batch_size)
-        start = time.perf_counter()
+        start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
         progress.start(config, batches_per_epoch)
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(len(self.history) + 1, config.epochs + 1):
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             order = torch.randperm(n_train, generator=self.order_generator).to(self.device)
@@ -221,6 +241,8 @@ class Training:
             if any(r.should_stop(self.history) for r in self.regularizers):
                 self.stopped_early = True
                 break
+            if checkpoint_path is not None:
+                self.save_checkpoint(checkpoint_path)
 
 
 def execute(
@@ -230,11 +252,14 @@ def execute(
     device: str = "auto",
     force: bool = False,
     progress: RunProgress | None = None,
+    resume: bool = True,
 ) -> RunOutcome:
     """Run (or skip, when already completed) one configuration and store it.
 
-    Ctrl-C stores the run as ``interrupted`` with the epochs it finished, an error as
-    ``failed``; both re-raise. Files are written atomically, nothing partial is left.
+    Ctrl-C or SIGTERM stores the run as ``interrupted`` with the epochs it finished, an error
+    as ``failed``; both re-raise. Every epoch is checkpointed, and an interrupted run resumes
+    from its checkpoint (``resume=False`` starts over); the checkpoint is removed when the
+    run completes. Files are written atomically, nothing partial is left.
     """
     config = resolve_config(config)
     regularizers = build_regularizers(config.regularizers)
@@ -251,6 +276,10 @@ def execute(
         config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
     )
     training = Training(config, data, regularizers, torch_device)
+    saved = checkpoint.checkpoint_path(results_dir, run_id)
+    if not resume:
+        saved.unlink(missing_ok=True)
+    resumed_from_epoch = training.resume(saved)
     row = {
         **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
         "run_id": run_id,
@@ -265,10 +294,12 @@ def execute(
         "device": str(torch_device),
         "harness_version": __version__,
         "torch_version": torch.__version__,
+        "resumed_from_epoch": resumed_from_epoch,
     }
     start = time.perf_counter()
     try:
-        training.run(progress or RunProgress(), run_id)
+        with checkpoint.sigterm_as_interrupt():
+            training.run(progress or RunProgress(), run_id, saved)
         row["status"] = "completed"
     except KeyboardInterrupt:
         row["status"] = "interrupted"
@@ -280,6 +311,7 @@ def execute(
         row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
         row["wall_seconds"] = time.perf_counter() - start
         path = store(results_dir, row, training.history)
+    saved.unlink(missing_ok=True)
     return RunOutcome(row, path)
 
 

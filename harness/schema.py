@@ -16,7 +16,7 @@ def schema(*fields: pa.Field | tuple[str, pa.DataType, str]) -> pa.Schema:
 
 RUNS_SCHEMA = schema(
     column("run_id", pa.string(), "16-hex-digit hash of the canonical run configuration (same config, same id)"),
-    column("status", pa.string(), "completed, interrupted (Ctrl-C) or failed"),
+    column("status", pa.string(), "completed, interrupted (Ctrl-C or SIGTERM) or failed"),
     column("error", pa.string(), "error message when status is failed, else null"),
     column("model", pa.string(), "model plugin name"),
     column("dataset", pa.string(), "dataset plugin name"),
@@ -47,6 +47,7 @@ RUNS_SCHEMA = schema(
     column("device", pa.string(), "torch device the run used"),
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),
+    column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
 )
 
 EPOCHS_SCHEMA = schema(

@@ -25,26 +25,32 @@ To sweep a union of grids (e.g. Table 1, where only some models take random crop
 write several ``[[grid]]`` tables instead of one ``[grid]``: each is expanded on its
 own and the runs of all of them are taken together (duplicates once).
 
-Runs already completed in the results folder are skipped, so a sweep resumes after a
-crash or Ctrl-C: interrupted runs are redone, completed ones never. Every run writes
-its own files, so ``--jobs N`` runs N at once in worker processes.
+    # Optional: where the runs go (the command line's --executor/--executor-option win).
+    [executor]
+    name = "submitit"
+    timeout_min = 120
+    slurm_partition = "gpu"
+
+Runs already completed in the results folder are never submitted, so a sweep resumes
+after a crash or Ctrl-C: interrupted runs continue from their last checkpoint, completed
+ones are not redone. Every run writes its own files, so executors run them anywhere the
+results folder is shared (``harness.executors``).
 """
 
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import os
+import time
 import tomllib
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.checkpoint import checkpoint_path
 from harness.errors import ConfigError
+from harness.executors import ExecutorSettings, Result, make_executor, parse_option
 from harness.regularizers import build_regularizers
-from harness.results import read_row, write_table
-from harness.runner import RunConfig, execute, resolve_config
-from harness.schema import RUNS_SCHEMA
+from harness.results import check_writable, read_row
+from harness.runner import RunConfig, resolve_config
 
 OPTION_TO_FIELD = {
     "plugin": "model",
@@ -85,7 +91,8 @@ def to_config(options: dict) -> RunConfig:
 
 def expand(spec: dict) -> list[RunConfig]:
     """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
-    check_keys(set(spec) - {"grid", "overrides"}, "the top level (only [grid] and [overrides] are allowed)")
+    check_keys(set(spec) - {"grid", "overrides", "executor"},
+               "the top level (only [grid], [overrides] and [executor] are allowed)")
     overrides = spec.get("overrides", {})
     check_keys(overrides, "[overrides]")
     grids = spec.get("grid", [{}])
@@ -105,8 +112,27 @@ def expand(spec: dict) -> list[RunConfig]:
     return list(configs.values())
 
 
-def load_spec(path: Path) -> list[RunConfig]:
-    """The runs of a TOML spec file, each checked (names, ranges) before anything runs."""
+@dataclass
+class Sweep:
+    """A loaded spec: its runs and the executor it asks for."""
+
+    configs: list[RunConfig]
+    executor: str = "local"
+    executor_options: dict = field(default_factory=dict)
+
+    def with_command_line(self, executor: str | None, options: list[str]) -> Sweep:
+        """The command line's executor and ``KEY=VALUE`` options win over the spec's.
+
+        Another executor than the spec's starts from no options; the same one adds to them.
+        """
+        name = executor or self.executor
+        merged = dict(self.executor_options) if name == self.executor else {}
+        merged.update(parse_option(option) for option in options)
+        return Sweep(self.configs, name, merged)
+
+
+def load_sweep(path: Path) -> Sweep:
+    """The runs of a TOML spec file, each checked (names, ranges) before anything runs, and its executor."""
     try:
         with open(path, "rb") as file:
             spec = tomllib.load(file)
@@ -115,67 +141,20 @@ def load_spec(path: Path) -> list[RunConfig]:
     configs = [resolve_config(config) for config in expand(spec)]
     for config in configs:
         build_regularizers(config.regularizers)
-    return configs
+    options = dict(spec.get("executor", {}))
+    return Sweep(configs, options.pop("name", "local"), options)
 
 
-@dataclass
-class Result:
-    """What became of one run of a sweep."""
-
-    config: RunConfig
-    status: str  # completed, skipped, failed or interrupted
-    row: dict | None = None
-    error: str | None = None
-
-
-def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str) -> Result:
-    """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
-    try:
-        outcome = execute(config, results_dir, data_root, device)
-    except KeyboardInterrupt:
-        return Result(config, "interrupted")
-    except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
-        message = f"{type(error).__name__}: {error}"
-        record_failure(results_dir, config, message)
-        return Result(config, "failed", error=message)
-    return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
-
-
-def record_failure(results_dir: Path, config: RunConfig, message: str) -> None:
-    """Store a ``failed`` runs row unless the runner already stored one (errors before training)."""
-    existing = read_row(results_dir, "runs", config.run_id)
-    if existing is not None and existing["status"] == "failed":
-        return
-    row = {"run_id": config.run_id, "status": "failed", "error": message, "max_epochs": config.epochs,
-           "regularizers": list(config.regularizers),
-           **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")}}
-    write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
-
-
-worker_interrupted = False
-"""Set in a worker process once Ctrl-C reached it, so it starts none of its queued runs."""
-
-
-def init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def run_in_worker(config: RunConfig, results_dir: Path, data_root: Path | None, device: str) -> Result:
-    """:func:`run_one` in a worker process of the pool."""
-    global worker_interrupted
-    if worker_interrupted:
-        return Result(config, "interrupted")
-    result = run_one(config, results_dir, data_root, device)
-    worker_interrupted = result.status == "interrupted"
-    return result
+def load_spec(path: Path) -> list[RunConfig]:
+    """The runs of a TOML spec file (see :func:`load_sweep`)."""
+    return load_sweep(path).configs
 
 
 @dataclass
 class SweepSummary:
     results: list[Result] = field(default_factory=list)
     interrupted: bool = False
+    cancelled: int = 0
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -185,6 +164,11 @@ class SweepSummary:
         return [r for r in self.results if r.status == "failed"]
 
 
+def completed_row(results_dir: Path, config: RunConfig) -> dict | None:
+    row = read_row(results_dir, "runs", config.run_id)
+    return row if row is not None and row["status"] == "completed" else None
+
+
 def run_sweep(
     configs: list[RunConfig],
     results_dir: Path,
@@ -192,50 +176,89 @@ def run_sweep(
     device: str = "auto",
     jobs: int = 1,
     on_result=lambda result: None,
+    executor: str = "local",
+    executor_options: dict | None = None,
+    resume: bool = True,
+    runs_per_gpu: int = 1,
+    on_progress=lambda counts: None,
+    poll_seconds: float = 1.0,
 ) -> SweepSummary:
-    """Run every configuration (``jobs`` at a time), calling ``on_result`` as each ends.
+    """Run every configuration not yet completed on ``executor``, calling ``on_result`` as each lands.
 
-    On Ctrl-C (SIGINT to the whole process group, as a terminal sends it) the runs in
-    progress are stored as interrupted, the rest are not started, and the summary says
-    ``interrupted``; running the sweep again resumes it.
+    Completed runs are reported as ``skipped`` and never submitted. ``on_progress`` gets the
+    counts of ``queued``, ``running`` and ``done`` runs every ``poll_seconds``. On Ctrl-C the
+    submitted tasks are cancelled (``summary.cancelled`` of them) and the summary says
+    ``interrupted``; running the sweep again resumes it (interrupted runs from their checkpoints).
     """
     summary = SweepSummary()
 
     def finish(result: Result) -> None:
         summary.results.append(result)
-        summary.interrupted |= result.status == "interrupted"
         on_result(result)
 
-    if jobs == 1:
-        for config in configs:
-            finish(run_one(config, results_dir, data_root, device))
-            if summary.interrupted:
-                break
+    todo = []
+    for config in configs:
+        row = completed_row(results_dir, config)
+        if row is None:
+            todo.append(config)
+        else:
+            finish(Result(config, "skipped", row))
+    if not todo:
         return summary
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=init_worker, initargs=(threads,)) as pool:
-        pending = {pool.submit(run_in_worker, c, results_dir, data_root, device): c for c in configs}
-        try:
-            while pending and not summary.interrupted:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finish(collect(future, pending.pop(future), results_dir))
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        for future in pending:
-            future.cancel()
+    settings = ExecutorSettings(Path(results_dir), data_root, device, jobs, runs_per_gpu, resume)
+    check_writable(Path(results_dir))
+    engine = make_executor(executor, settings, executor_options)
+    try:
+        engine.submit(todo)
+        while len(summary.results) < len(configs):
+            for result in engine.wait(poll_seconds):
+                finish(result)
+            on_progress({**engine.counts(), "done": len(summary.results)})
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        summary.cancelled = engine.cancel()
+    finally:
+        engine.close()
     return summary
 
 
-def collect(future, config: RunConfig, results_dir: Path) -> Result:
-    """A worker's result; a worker that died (e.g. killed for memory) counts as a failed run."""
-    try:
-        return future.result()
-    except Exception as error:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded as a failed run
-        message = f"worker process failed: {type(error).__name__}: {error}"
-        record_failure(results_dir, config, message)
-        return Result(config, "failed", error=message)
+@dataclass
+class RunState:
+    """Where one run of a sweep stands in the results folder."""
+
+    config: RunConfig
+    state: str  # completed, failed, interrupted, started or missing
+    detail: str = ""
+
+
+def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
+    """The state of every run, from the results folder alone (nothing runs).
+
+    ``started`` is a run with a checkpoint newer than its stored row: running now, or
+    stopped without storing (a killed worker); either way the next sweep resumes it.
+    """
+    states = []
+    for config in configs:
+        row = read_row(results_dir, "runs", config.run_id)
+        saved = checkpoint_path(results_dir, config.run_id)
+        checkpoint = ""
+        if saved.exists():
+            import torch
+
+            epochs = len(torch.load(saved, weights_only=True)["values"]["history"])
+            checkpoint = f"checkpoint after epoch {epochs}, written {time.time() - saved.stat().st_mtime:.0f} s ago"
+        stored_at = (Path(results_dir) / "runs" / f"{config.run_id}.parquet").stat().st_mtime if row else 0.0
+        if checkpoint and saved.stat().st_mtime > stored_at:
+            states.append(RunState(config, "started", checkpoint))
+        elif row is None:
+            states.append(RunState(config, "missing"))
+        elif row["status"] == "failed":
+            states.append(RunState(config, "failed", row["error"] or ""))
+        elif row["status"] == "interrupted":
+            states.append(RunState(config, "interrupted", f"{row['epochs']} epochs stored" + (f", {checkpoint}" if checkpoint else "")))
+        else:
+            states.append(RunState(config, "completed", f"{row['epochs']} epochs"))
+    return states
 
 
 def describe(config: RunConfig) -> str:

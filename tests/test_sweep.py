@@ -3,12 +3,15 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from harness.cli import create_app
+from harness.results import read_row
 from harness.runner import RunConfig
 from harness.sweep import SweepSpecError, expand, load_spec, run_sweep
 
@@ -82,7 +85,8 @@ def run_files(results_dir):
 
 
 def statuses(results_dir):
-    return {p.stem: pq.read_table(p).column("status")[0].as_py() for p in (results_dir / "runs").glob("*.parquet")}
+    rows = {p.stem: read_row(results_dir, "runs", p.stem) for p in (results_dir / "runs").glob("*.parquet")}
+    return {run_id: row["status"] for run_id, row in rows.items()}
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -134,3 +138,72 @@ def test_shipped_specs_expand(tmp_path):
     counts = {name: len(load_spec(os.path.join(root, name))) for name in sorted(os.listdir(root))}
     assert counts["table1.toml"] == counts["table1-cpu.toml"] == 19
     assert counts["fig1a.toml"] == 5 and counts["fig1bc.toml"] == 18 and counts["fig2b.toml"] == 2
+
+
+def pool_workers(pid: int) -> list[int]:
+    """Process ids of the worker processes (not the resource tracker) that ``pid`` spawned."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def checkpoint_epochs(results):
+    return {p.stem: len(torch.load(p, weights_only=True)["values"]["history"])
+            for p in (results / "checkpoints").glob("*.pt")}
+
+
+def wait_for(condition, process, seconds=120):
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_killed_worker_and_interrupted_sweep_resume_from_checkpoints(tmp_path):
+    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3]',
+                      {**DIGITS, "train_size": 1000, "corruption": "random_labels", "epochs": 25})
+    results = tmp_path / "r"
+    command = [sys.executable, "-c", "from harness.cli import main; main()", "sweep", str(spec),
+               "--results-dir", str(results), "--device", "cpu", "--jobs", "2"]
+
+    # 1. A worker dies mid-run (SIGKILL): its run and the pool's other run are not completed.
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: (results / "checkpoints").is_dir() and any((results / "checkpoints").glob("*.pt")), sweep)
+    os.kill(pool_workers(sweep.pid)[0], signal.SIGKILL)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 1, stderr.decode()
+    assert "worker process died" in stderr.decode()
+    first = statuses(results)
+    assert "failed" in first.values() and "completed" not in first.values()
+
+    # 2. The sweep runs again and is interrupted (Ctrl-C to its process group) once a run completed.
+    resumable = checkpoint_epochs(results)
+    assert resumable
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: "completed" in statuses(results).values(), sweep)
+    os.killpg(sweep.pid, signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, stderr.decode()
+    done_before = {run_id: mtime for run_id, mtime in run_files(results).items()
+                   if statuses(results)[run_id.removesuffix(".parquet")] == "completed"}
+    rows = {p.stem: read_row(results, "runs", p.stem) for p in (results / "runs").glob("*.parquet")}
+    for run_id, epochs in resumable.items():  # a run that had a checkpoint went on from it
+        if rows[run_id]["status"] == "completed":
+            assert rows[run_id]["resumed_from_epoch"] == epochs
+
+    # 3. Once more, to the end: completed runs are not touched, the others resume from their checkpoints.
+    resumable = checkpoint_epochs(results)
+    summary = run_sweep(load_spec(spec), results, device="cpu", jobs=2)
+    assert summary.count("skipped") == len(done_before) and not summary.failed
+    assert set(statuses(results).values()) == {"completed"} and len(statuses(results)) == 4
+    assert {name: run_files(results)[name] for name in done_before} == done_before
+    rows = {p.stem: read_row(results, "runs", p.stem) for p in (results / "runs").glob("*.parquet")}
+    for run_id, epochs in resumable.items():
+        assert rows[run_id]["resumed_from_epoch"] == epochs
+    assert not [p for p in results.rglob("*") if p.is_file() and p.suffix != ".parquet"]

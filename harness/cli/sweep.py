@@ -1,4 +1,5 @@
-"""``harness sweep``: run a sweep spec with one progress display and one line per finished run."""
+"""``harness sweep``: run a sweep spec on an executor with one progress display and one line per
+finished run, or show its status."""
 
 from __future__ import annotations
 
@@ -8,42 +9,60 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail
-from harness.sweep import Result, describe, load_spec, run_sweep
+from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
 def sweep_command(
-    spec: Path = typer.Argument(..., help="Sweep spec (TOML): [grid] lists and [overrides]."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once, each in a worker process."),
+    spec: Path = typer.Argument(..., help="Sweep spec (TOML): [grid] lists, [overrides], optional [executor]."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once (local executor, submitit's local cluster)."),
     results_dir: Path = ResultsDirOption,
     data_root: Path | None = DataRootOption,
     device: str = DeviceOption,
+    executor: str | None = typer.Option(None, "--executor", help="local, submitit, ray, ... (default: the spec's, else local)."),
+    executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
+    status: bool = typer.Option(False, "--status", help="Show what is completed, started, failed and missing; run nothing."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start interrupted runs over, not from their checkpoints."),
+    runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."),
 ):
-    """Run every configuration of a sweep spec; completed runs are skipped, so it resumes."""
-    configs = load_spec(spec)
-    console.print(f"sweep {spec}: {len(configs)} runs, {jobs} at a time -> {results_dir}", highlight=False)
+    """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
+    sweep = load_sweep(spec).with_command_line(executor, executor_option)
+    if status:
+        for line in format_status(sweep_status(sweep.configs, results_dir)):
+            console.print(line, highlight=False, soft_wrap=True)
+        return
+    console.print(f"sweep {spec}: {len(sweep.configs)} runs on {sweep.executor} -> {results_dir}", highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[stats]}"))
     with Progress(*columns, console=err_console) as progress:
-        task = progress.add_task("runs", total=len(configs), stats="")
-        counts = {"completed": 0, "skipped": 0, "failed": 0}
+        task = progress.add_task("runs", total=len(sweep.configs), stats="")
 
         def on_result(result: Result) -> None:
-            if result.status in counts:
-                counts[result.status] += 1
-            stats = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-            progress.update(task, advance=result.status in counts, stats=stats)
+            progress.update(task, advance=1)
             progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
-        summary = run_sweep(configs, results_dir, data_root, device, jobs, on_result)
+        def on_progress(counts: dict) -> None:
+            progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
+
+        summary = run_sweep(sweep.configs, results_dir, data_root, device, jobs, on_result, sweep.executor,
+                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress)
     for result in summary.failed:
         err_console.print(f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
                           highlight=False, soft_wrap=True)
-    totals = f"{summary.count('completed')} completed, {summary.count('skipped')} skipped, {len(summary.failed)} failed"
+    totals = ", ".join(f"{summary.count(s)} {s}" for s in ("completed", "skipped", "failed", "interrupted"))
     if summary.interrupted:
+        err_console.print(f"cancelled {summary.cancelled} submitted runs", highlight=False)
         fail(f"interrupted after {totals}; run the same command again to resume", code=130)
-    console.print(f"sweep done: {totals} of {len(configs)} runs", highlight=False)
-    if summary.failed:
+    console.print(f"sweep done: {totals} of {len(sweep.configs)} runs", highlight=False)
+    if summary.failed or summary.count("interrupted"):
         raise typer.Exit(1)
+
+
+def format_status(states: list[RunState]) -> list[str]:
+    """One line per run that is not completed, then the counts."""
+    lines = [f"{state.state:<11} {describe(state.config)} ({state.config.run_id})" + (f": {state.detail}" if state.detail else "")
+             for state in states if state.state != "completed"]
+    counts = {name: sum(s.state == name for s in states) for name in ("completed", "started", "interrupted", "failed", "missing")}
+    return [*lines, f"{len(states)} runs: " + ", ".join(f"{n} {name}" for name, n in counts.items())]
 
 
 def format_result(result: Result) -> str:

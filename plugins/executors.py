@@ -1,0 +1,135 @@
+"""Built-in sweep executors: ``local`` (worker processes of this machine, the default),
+``submitit`` (Slurm job arrays, or submitit's local executor) and ``ray`` (Ray tasks).
+
+The engines of ``submitit`` and ``ray`` are optional and imported only when used.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+from harness import hookimpl
+from harness.executors import (
+    ExecutorSettings,
+    Result,
+    check_options,
+    gpu_slots,
+    record_failure,
+    task_for,
+    visible_gpus,
+)
+from harness.runner import RunConfig
+
+worker_interrupted = False
+"""Set in a worker process once Ctrl-C reached it, so it starts none of its queued runs."""
+
+
+def init_worker(threads: int, gpus) -> None:
+    """Set a worker's torch threads and, with GPUs, take one GPU slot (before CUDA starts)."""
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_in_worker(task, config: RunConfig) -> Result:
+    """A run in a worker process of the pool; none starts once Ctrl-C reached the worker."""
+    global worker_interrupted
+    if worker_interrupted:
+        return Result(config, "interrupted")
+    result = task(config)
+    worker_interrupted = result.status == "interrupted"
+    return result
+
+
+class LocalExecutor:
+    """Worker processes of this machine: ``jobs`` runs at once, or in this process when ``jobs`` is 1.
+
+    With ``--device cuda``, one worker per GPU slot: every visible GPU ``runs_per_gpu`` times,
+    each worker seeing only its own GPU. Ctrl-C in a terminal reaches the workers too (same
+    process group): each stores its run as interrupted; queued runs are cancelled.
+    """
+
+    def __init__(self, settings: ExecutorSettings, **options):
+        check_options("local", options, ())
+        self.settings = settings
+        self.task = task_for(settings)
+        gpus = visible_gpus() if settings.device == "cuda" else []
+        slots = gpu_slots(gpus, settings.runs_per_gpu) if gpus else []
+        self.workers = len(slots) or settings.jobs
+        self.inline: list[RunConfig] = []
+        self.pending: dict[Future, RunConfig] = {}
+        self.pool = None
+        if self.workers > 1 or slots:
+            context = multiprocessing.get_context("spawn")
+            slot_queue = None
+            if slots:
+                slot_queue = context.Queue()
+                for slot in slots:
+                    slot_queue.put(slot)
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker,
+                                            initargs=(threads, slot_queue))
+
+    def submit(self, configs: list[RunConfig]) -> None:
+        if self.pool is None:
+            self.inline.extend(configs)
+            return
+        for config in configs:
+            self.pending[self.pool.submit(run_in_worker, self.task, config)] = config
+
+    def wait(self, timeout: float) -> list[Result]:
+        if self.pool is None:
+            result = self.task(self.inline.pop(0))
+            if result.status == "interrupted":
+                raise KeyboardInterrupt
+            return [result]
+        done, _ = wait(self.pending, timeout, return_when=FIRST_COMPLETED)
+        return [self.collect(future, self.pending.pop(future)) for future in done]
+
+    def collect(self, future: Future, config: RunConfig) -> Result:
+        """A worker's result; a worker that died (killed, out of memory) makes a failed run."""
+        try:
+            return future.result()
+        except Exception as error:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded, retried next sweep
+            return record_failure(self.settings.results_dir, config,
+                                  f"worker process died: {type(error).__name__}: {error}")
+
+    def counts(self) -> dict[str, int]:
+        if self.pool is None:
+            return {"queued": len(self.inline), "running": 0}
+        running = min(self.workers, sum(future.running() for future in self.pending))
+        return {"queued": len(self.pending) - running, "running": running}
+
+    def cancel(self) -> int:
+        cancelled = len(self.inline) + sum(future.cancel() for future in self.pending)
+        self.inline.clear()
+        return cancelled
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def submitit_executor(settings: ExecutorSettings, **options):
+    """Slurm job arrays through submitit's AutoExecutor (``cluster=local``: submitit's local processes)."""
+    from harness.plugins.submitit_executor import SubmititExecutor
+
+    return SubmititExecutor(settings, **options)
+
+
+def ray_executor(settings: ExecutorSettings, **options):
+    """Ray tasks on the Ray instance at ``address`` ($RAY_ADDRESS, else one started on this machine)."""
+    from harness.plugins.ray_executor import RayExecutor
+
+    return RayExecutor(settings, **options)
+
+
+@hookimpl
+def register_executors(register):
+    register("local", LocalExecutor)
+    register("submitit", submitit_executor, engine="submitit", extra="slurm")
+    register("ray", ray_executor, engine="ray", extra="ray")

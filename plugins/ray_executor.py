@@ -1,0 +1,70 @@
+"""The ``ray`` executor: one Ray task per run.
+
+Options: ``address`` (default: ``$RAY_ADDRESS``, else a Ray instance started on this
+machine; a Ray instance this process already joined is used as it is), ``num_cpus`` and
+``num_gpus`` per run (default 1 CPU, and 1 GPU with ``--device cuda``). Tasks are not
+retried by Ray: a task whose worker dies is stored as failed and retried by the next sweep.
+"""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from harness.executors import ExecutorSettings, Result, check_options, record_failure, task_for
+from harness.runner import RunConfig
+
+OPTIONS = ("address", "num_cpus", "num_gpus")
+
+
+@ray.remote
+def run_task(task, config: RunConfig) -> Result:
+    return task(config)
+
+
+class RayExecutor:
+    """Runs as Ray tasks; Ray's scheduler places each where its CPUs and GPUs are free."""
+
+    def __init__(self, settings: ExecutorSettings, **options):
+        check_options("ray", options, OPTIONS)
+        self.settings = settings
+        self.task = task_for(settings)
+        if not ray.is_initialized():
+            ray.init(address=options.get("address") or os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+        resources = {"num_cpus": options.get("num_cpus", 1),
+                     "num_gpus": options.get("num_gpus", 1 if settings.device == "cuda" else 0)}
+        self.remote = run_task.options(max_retries=0, **resources)
+        self.refs: dict[ray.ObjectRef, RunConfig] = {}
+
+    def submit(self, configs: list[RunConfig]) -> None:
+        for config in configs:
+            self.refs[self.remote.remote(self.task, config)] = config
+
+    def wait(self, timeout: float) -> list[Result]:
+        done, _ = ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        if done:  # everything else already finished too
+            done, _ = ray.wait(list(self.refs), num_returns=len(self.refs), timeout=0)
+        return [self.collect(ref, self.refs.pop(ref)) for ref in done]
+
+    def collect(self, ref: ray.ObjectRef, config: RunConfig) -> Result:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as error:  # worker or node lost: recorded, retried next sweep
+            reason = str(error).strip().splitlines()
+            return record_failure(self.settings.results_dir, config,
+                                  f"Ray task failed: {type(error).__name__}: {reason[0] if reason else ''}")
+
+    def counts(self) -> dict[str, int]:
+        """Ray does not say cheaply which tasks run: unfinished tasks count as queued."""
+        return {"queued": len(self.refs), "running": 0}
+
+    def cancel(self) -> int:
+        for ref in self.refs:
+            ray.cancel(ref)
+        cancelled = len(self.refs)
+        self.refs.clear()
+        return cancelled
+
+    def close(self) -> None:
+        pass

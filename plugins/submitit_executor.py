@@ -1,0 +1,99 @@
+"""The ``submitit`` executor: one Slurm job per run, submitted as a job array.
+
+Options are submitit's own (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``,
+``slurm_partition``, ``slurm_array_parallelism``, ...), plus ``cluster`` (``slurm``, or
+``local`` for submitit's local processes; default: what submitit detects). Job logs go to
+``RESULTS/logs/<job id>/``. A job that Slurm preempts or times out is requeued through
+submitit's checkpointing protocol and resumes from its run's last checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+
+import submitit
+from submitit.core import plugins
+from submitit.helpers import Checkpointable
+
+from harness.executors import ExecutorSettings, Result, RunTask, check_options, record_failure, task_for
+from harness.runner import RunConfig
+
+QUEUED_STATES = {"PENDING", "QUEUED", "REQUEUED", "CONFIGURING", "UNKNOWN", "READY", "SUSPENDED"}
+POLL_SECONDS = 0.5
+
+
+class CheckpointableRunTask(RunTask, Checkpointable):
+    """A run's task that submitit requeues on preemption or timeout (the run resumes from its checkpoint)."""
+
+
+def known_options() -> set[str]:
+    """``cluster``, AutoExecutor's shared parameters and every cluster's own, prefixed by its name."""
+    generic = set(submitit.AutoExecutor._typed_parameters())
+    specific = {f"{name}_{parameter}" for name, executor in plugins.get_executors().items()
+                for parameter in executor._valid_parameters()}
+    return {"cluster"} | generic | specific
+
+
+class SubmititExecutor:
+    """Runs as submitit jobs; on Slurm one job array, with submitit's local executor at most ``jobs`` at once."""
+
+    def __init__(self, settings: ExecutorSettings, **options):
+        check_options("submitit", options, known_options())
+        self.settings = settings
+        self.task = CheckpointableRunTask(**vars(task_for(settings)))
+        cluster = options.pop("cluster", None)
+        self.executor = submitit.AutoExecutor(folder=settings.log_dir / "%j", cluster=cluster)
+        if settings.device == "cuda":
+            options.setdefault("gpus_per_node", 1)
+        self.executor.update_parameters(**options)
+        self.limit = settings.jobs if self.executor.cluster == "local" else None
+        self.waiting: list[RunConfig] = []
+        self.jobs: dict[submitit.Job, RunConfig] = {}
+
+    def submit(self, configs: list[RunConfig]) -> None:
+        self.waiting.extend(configs)
+        self.fill()
+
+    def fill(self) -> None:
+        """Submit what waits: all at once as one array, or up to the local limit."""
+        room = len(self.waiting) if self.limit is None else self.limit - len(self.jobs)
+        batch, self.waiting = self.waiting[:room], self.waiting[room:]
+        if not batch:
+            return
+        with self.executor.batch():
+            jobs = [self.executor.submit(self.task, config) for config in batch]
+        self.jobs.update(zip(jobs, batch))
+
+    def wait(self, timeout: float) -> list[Result]:
+        deadline = time.monotonic() + timeout
+        while True:
+            done = [job for job in self.jobs if job.done()]
+            if done or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        results = [self.collect(job, self.jobs.pop(job)) for job in done]
+        self.fill()
+        return results
+
+    def collect(self, job: submitit.Job, config: RunConfig) -> Result:
+        try:
+            return job.result()
+        except Exception as error:  # noqa: BLE001 -- a lost job is recorded as failed, retried next sweep
+            reason = str(error).strip().splitlines()
+            return record_failure(self.settings.results_dir, config,
+                                  f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}")
+
+    def counts(self) -> dict[str, int]:
+        running = sum(job.state not in QUEUED_STATES for job in self.jobs)
+        return {"queued": len(self.waiting) + len(self.jobs) - running, "running": running}
+
+    def cancel(self) -> int:
+        cancelled = len(self.waiting) + len(self.jobs)
+        for job in self.jobs:
+            job.cancel(check=False)
+        self.waiting.clear()
+        self.jobs.clear()
+        return cancelled
+
+    def close(self) -> None:
+        pass
