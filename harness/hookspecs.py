@@ -29,7 +29,15 @@ def register_datasets(register):
 def register_corruptions(register):
     """Register corruptions: ``register(name, corrupt)`` where
     ``corrupt(data: ImageDataset, p: float, rng: numpy.random.Generator) -> ImageDataset``
-    acts on float images in [0, 1] and never changes test labels."""
+    acts on float images in [0, 1] and never changes test labels or the number of examples.
+
+    A corruption should say which training examples it changed: ``data.replace(corrupted=mask)``
+    with an (N,) bool array (label or input changed), and for a label corruption also
+    ``redrawn=mask`` (labels drawn anew, changed or not). Both are optional: when
+    ``corrupted`` is not set, the harness compares labels and inputs before and after
+    (an example is corrupted if its label or any input value differs); ``redrawn`` then
+    stays null. The labels before the corruption are kept as ``y_train_true``.
+    """
 
 
 @hookspec
