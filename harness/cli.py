@@ -222,6 +222,7 @@ def create_app() -> typer.Typer:
     """The ``harness`` app with its built-in and plugin commands."""
     from harness.data_cli import data_app
     from harness.kernel_cli import kernel_command
+    from harness.memorization_cli import memorization_command
     from harness.reports.cli import report_app
     from harness.sweep import sweep_command
     from harness.theory.cli import theory_app
@@ -237,6 +238,7 @@ def create_app() -> typer.Typer:
     app.add_typer(report_app, name="report")
     app.command("rademacher")(rademacher_command)
     app.command("kernel")(kernel_command)
+    app.command("memorization")(memorization_command)
     app.add_typer(theory_app, name="theory")
     add_plugin_commands(app)
     return app

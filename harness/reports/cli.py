@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from harness.cli import console, err_console, wide_console
+from harness.memorization_cli import report_memorization_command
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
@@ -78,3 +79,6 @@ def table3_command(results_dir: Path = ResultsDir, out: Path = Out):
     show_written(table3.write(lines, out))
     for label in missing:
         err_console.print(f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False)
+
+
+report_app.command("memorization")(report_memorization_command)
