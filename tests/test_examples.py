@@ -180,4 +180,6 @@ def test_report_memorization(tmp_path):
     rows, _ = build(results, out)
     assert [r["p"] for r in rows] == [0.2, 0.6]
     for r in rows:
-        assert r["clean"] + r["corrupted"] == 200 and 0 <= r["auroc_final_margin"] <= 1
+        assert r["clean"] + r["corrupted"] == 200
+        for key in ("auroc_final_margin", "auroc_learned_epoch", "auroc_forgetting_events"):
+            assert 0 <= r[key] <= 1

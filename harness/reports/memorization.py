@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.examples import auroc
@@ -64,8 +65,7 @@ def load_examples(results_dir: Path, run: dict) -> RunExamples:
     trained = table.column("trained").to_numpy(zero_copy_only=False).astype(bool)
 
     def values(name, missing=np.inf):
-        column = table.column(name).to_numpy(zero_copy_only=False)
-        return np.array([missing if v is None else v for v in column], dtype=np.float64)[trained]
+        return table.column(name).cast(pa.float64()).fill_null(missing).to_numpy()[trained]
 
     return RunExamples(run, values("corrupted", 0).astype(bool), values("first_fit_epoch"), values("learned_epoch"),
                        values("forgetting_events"), values("final_margin", np.nan))
