@@ -28,6 +28,11 @@ class ImageDataset:
     :func:`to_float` (corruptions act on the float form). ``y_*`` are (N,) int64.
     ``crop`` is the side of the center crop of the paper's preprocessing (None:
     keep the full image); ``standardize`` turns on per-image standardization.
+
+    After a corruption (:func:`prepare_data`), three (N,) arrays describe the training
+    examples: ``y_train_true`` the labels before the corruption, ``corrupted`` (bool) the
+    examples whose label or input it changed, and ``redrawn`` (bool) the labels it drew
+    anew, changed or not (None for corruptions that draw no labels).
     """
 
     name: str
@@ -38,6 +43,9 @@ class ImageDataset:
     num_classes: int
     crop: int | None = None
     standardize: bool = False
+    y_train_true: np.ndarray | None = None
+    corrupted: np.ndarray | None = None
+    redrawn: np.ndarray | None = None
 
     def replace(self, **changes) -> ImageDataset:
         return dataclasses.replace(self, **changes)
@@ -140,5 +148,35 @@ def prepare_data(
     if not 0.0 <= corrupt_prob <= 1.0:
         raise DataError(f"--corrupt-prob must be in [0, 1], got {corrupt_prob}")
     corrupt = get_registry().get("corruptions", corruption).obj
-    data = to_float(subset(load_dataset(dataset, root), train_size, test_size))
-    return corrupt(data, corrupt_prob, corruption_rng(seed, corruption))
+    clean = to_float(subset(load_dataset(dataset, root), train_size, test_size))
+    return mark_corrupted(clean, corrupt(clean, corrupt_prob, corruption_rng(seed, corruption)), corruption)
+
+
+def changed_rows(before: np.ndarray, after: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """(N,) bool: rows of ``after`` that differ from the same rows of ``before`` (all, if the shapes differ)."""
+    if before.shape != after.shape:
+        return np.ones(len(after), dtype=bool)
+    flat_before, flat_after = before.reshape(len(before), -1), after.reshape(len(after), -1)
+    changed = np.zeros(len(after), dtype=bool)
+    for i in range(0, len(after), chunk):
+        changed[i : i + chunk] = (flat_before[i : i + chunk] != flat_after[i : i + chunk]).any(axis=1)
+    return changed
+
+
+def mark_corrupted(clean: ImageDataset, data: ImageDataset, corruption: str) -> ImageDataset:
+    """``data`` (the corruption's output) with ``y_train_true`` set and ``corrupted`` filled in.
+
+    A corruption that does not set ``corrupted`` itself gets it by comparison: an example is
+    corrupted when its label or any of its input values differs from the clean one.
+    """
+    n = len(clean.y_train)
+    if len(data.y_train) != n:
+        raise DataError(f"corruption {corruption} changed the number of training examples ({n} -> {len(data.y_train)})")
+    corrupted = data.corrupted
+    if corrupted is None:
+        corrupted = (data.y_train != clean.y_train) | changed_rows(clean.x_train, data.x_train)
+    for name, mask in (("corrupted", corrupted), ("redrawn", data.redrawn)):
+        if mask is not None and np.shape(mask) != (n,):
+            raise DataError(f"corruption {corruption} set {name} of shape {np.shape(mask)}, expected ({n},)")
+    redrawn = None if data.redrawn is None else np.asarray(data.redrawn, dtype=bool)
+    return data.replace(y_train_true=clean.y_train, corrupted=np.asarray(corrupted, dtype=bool), redrawn=redrawn)

@@ -56,6 +56,14 @@ def register_corruptions(register):
         -> harness.data.ImageDataset`` returns the corrupted data set. It receives float images
         in [0, 1], takes its randomness from ``rng`` only (so a seed fixes it), and never changes
         the test labels; ``p`` is the corruption probability in [0, 1].
+
+        A corruption should say which training examples it changed: ``data.replace(corrupted=mask)``
+        with an (N,) bool array (label or input changed), and for a label corruption also
+        ``redrawn=mask`` (labels drawn anew, changed or not). Both are optional: when ``corrupted``
+        is not set, the harness compares labels and inputs before and after (an example is
+        corrupted if its label or any input value differs); ``redrawn`` then stays null. The
+        labels before the corruption are kept as ``y_train_true``. A corruption never changes the
+        number of examples.
     """
 
 

@@ -1,7 +1,7 @@
 """Results store: one Parquet file per run and table, written atomically.
 
 Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
-``kernel_runs``, ...). Every file of a table shares one schema, so
+``examples``, ``kernel_runs``, ...). Every file of a table shares one schema, so
 ``read_parquet('RESULTS/runs/**/*.parquet', union_by_name=true)`` reads them all.
 """
 
@@ -61,14 +61,15 @@ def table_path(results_dir: Path, table: str, run_id: str) -> Path:
     return Path(results_dir) / table / f"{run_id}.parquet"
 
 
-def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict], schema: pa.Schema) -> Path:
-    """Write ``rows`` as ``RESULTS/<table>/<run_id>.parquet`` (temp file + rename).
+def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict] | pa.Table, schema: pa.Schema) -> Path:
+    """Write ``rows`` (dicts, or an Arrow table of ``schema``) as ``RESULTS/<table>/<run_id>.parquet``
+    (temp file + rename).
 
     A reader never sees a partial file: either the old file or the new one.
     """
     path = table_path(results_dir, table, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = pa.Table.from_pylist(rows, schema=schema)
+    data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{run_id}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -1,5 +1,6 @@
 """The training run of a randomization test: SGD on a (corrupted) data set, evaluated
-every epoch, stored as one ``runs`` row and one ``epochs`` row per epoch."""
+every epoch, stored as one ``runs`` row, one ``epochs`` row per epoch and one ``examples``
+row per training example."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
 from harness import __version__, checkpoint
 from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
 from harness.errors import ConfigError
+from harness.examples import ExampleRecorder, examples_table
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError, build_regularizers
 from harness.results import check_writable, config_id, read_row, write_table
-from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
+from harness.schema import EPOCHS_SCHEMA, EXAMPLES_SCHEMA, RUNS_SCHEMA
 
 EVAL_BATCH = 1024
 
@@ -40,10 +44,16 @@ class RunConfig:
     lr: float | None = None
     lr_decay: float = 0.95
     momentum: float = 0.9
+    subset: tuple[float, int] | None = None
+    """(fraction, seed): train on a random fraction of the training examples; the others are
+    evaluated too (for memorization estimates)."""
 
     @property
     def run_id(self) -> str:
-        return config_id(asdict(self))
+        fields = asdict(self)
+        if self.subset is None:  # runs on the whole training set keep the ids they had before subsets
+            del fields["subset"]
+        return config_id(fields)
 
 
 class RunProgress:
@@ -86,7 +96,10 @@ def resolve_config(config: RunConfig) -> RunConfig:
     lr = config.lr if config.lr is not None else model.info.get("default_lr", 0.01)
     if lr <= 0:
         raise ConfigError(f"--lr must be positive, got {lr}")
-    return replace(config, lr=lr, regularizers=tuple(config.regularizers))
+    if config.subset is not None and not 0.0 < config.subset[0] < 1.0:
+        raise ConfigError(f"the subset fraction must be in (0, 1), got {config.subset[0]}")
+    subset = None if config.subset is None else (float(config.subset[0]), int(config.subset[1]))
+    return replace(config, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
 
 
 def model_options(config: RunConfig, regularizers: list[Regularizer]) -> dict:
@@ -118,17 +131,32 @@ def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, Im
     return data.replace(x_train=data.x_train[:keep], y_train=data.y_train[:keep]), holdout
 
 
+def subset_indices(n: int, subset: tuple[float, int] | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trained, left out): training-set positions, in order, of a random ``subset`` = (fraction, seed)."""
+    if subset is None:
+        return np.arange(n), np.arange(0)
+    fraction, subset_seed = subset
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng([seed, subset_seed]).permutation(n)[: max(1, round(fraction * n))]] = True
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy, in eval mode, by batches."""
+def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy, in eval mode, by batches; ``record(start, logits, labels,
+    losses, correct)`` receives every batch (per-example records)."""
     model.eval()
     loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
     correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
         logits = model(inputs[start : start + EVAL_BATCH])
         target = labels[start : start + EVAL_BATCH]
-        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
-        correct += (logits.argmax(1) == target).sum()
+        losses = F.cross_entropy(logits, target, reduction="none")
+        hits = logits.argmax(1) == target
+        loss_sum += losses.sum().double()
+        correct += hits.sum()
+        if record is not None:
+            record(start, logits, target, losses, hits)
     return loss_sum.item() / len(labels), correct.item() / len(labels)
 
 
@@ -158,14 +186,17 @@ class BatchSource:
 class Training:
     """A model trained by SGD on one data set, evaluated every epoch.
 
-    Its ``history`` (rows of the ``epochs`` table) and ``steps`` survive an interrupt.
-    A data set without test examples is evaluated on its training set only.
+    Its ``history`` (rows of the ``epochs`` table), ``steps`` and ``examples`` (per-example
+    records of every training example) survive an interrupt. A data set without test
+    examples is evaluated on its training set only.
     """
 
     def __init__(self, config: RunConfig, data: ImageDataset, regularizers: list[Regularizer], device: torch.device):
         self.config, self.regularizers = config, regularizers
         holdout_fraction = max((r.holdout_fraction for r in regularizers), default=0.0)
-        train, holdout = split_holdout(data, holdout_fraction)
+        chosen, left_out = subset_indices(len(data.y_train), config.subset, config.seed)
+        in_subset = data if config.subset is None else data.replace(x_train=data.x_train[chosen], y_train=data.y_train[chosen])
+        train, holdout = split_holdout(in_subset, holdout_fraction)
         torch.manual_seed(config.seed)
         self.model = build_model(config, data.input_shape, data.num_classes, regularizers).to(device)
         optimizer_options = {}
@@ -178,6 +209,13 @@ class Training:
             if split is not None and len(split.y_test):
                 labels = torch.as_tensor(split.y_test, device=device)
                 self.evaluations[name] = (to_model_input(split.x_test, data).to(device), labels)
+        if len(left_out):
+            labels = torch.as_tensor(data.y_train[left_out], device=device)
+            self.evaluations["left_out"] = (to_model_input(data.x_train[left_out], data).to(device), labels)
+        self.examples = ExampleRecorder(len(data.y_train), device)
+        self.example_index = np.concatenate([chosen, left_out])
+        self.example_offsets = {"train": 0, "holdout": len(train.y_train), "left_out": len(chosen)}
+        self.example_labels = (data.y_train, data.y_train_true, data.corrupted, data.redrawn)
         self.order_generator = torch.Generator().manual_seed(config.seed)
         self.device = device
         self.history: list[dict] = []
@@ -187,6 +225,7 @@ class Training:
             "model": self.model, "optimizer": self.optimizer,
             "order_generator": checkpoint.GeneratorState(self.order_generator),
             "batch_generator": checkpoint.GeneratorState(self.batches.generator),
+            "examples": self.examples,
         }
         """Everything a checkpoint saves by name; more per-run state can be added here."""
 
@@ -199,6 +238,18 @@ class Training:
         if values is not None:
             self.history, self.steps = values["history"], values["steps"]
         return len(self.history)
+
+    def evaluate(self, split: str) -> tuple[float | None, float | None]:
+        """Loss and accuracy on ``split`` (None, None without it), updating its examples' records."""
+        if split not in self.evaluations:
+            return None, None
+        offset = self.example_offsets.get(split)
+        return evaluate(self.model, *self.evaluations[split], None if offset is None else self.examples.observer(offset))
+
+    def examples_table(self, run_id: str) -> pa.Table:
+        """The ``examples`` rows of the epochs finished so far."""
+        trained = np.arange(len(self.example_index)) < len(self.batches.labels)
+        return examples_table(run_id, self.examples, self.example_index, *self.example_labels, trained)
 
     @property
     def param_count(self) -> int:
@@ -231,8 +282,9 @@ class Training:
                 group["lr"] *= config.lr_decay
             row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
             for name in ("train", "test", "holdout"):
-                loss_acc = evaluate(model, *self.evaluations[name]) if name in self.evaluations else (None, None)
-                row[f"{name}_loss"], row[f"{name}_acc"] = loss_acc
+                row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
+            self.evaluate("left_out")
+            self.examples.end_epoch(epoch)
             row["wall_seconds"] = time.perf_counter() - start
             self.history.append(row)
             progress.epoch(row)
@@ -286,6 +338,8 @@ def execute(
         "regularizers": list(config.regularizers),
         "train_size": len(data.y_train),
         "test_size": len(data.y_test),
+        "subset_fraction": config.subset[0] if config.subset else None,
+        "subset_seed": config.subset[1] if config.subset else None,
         "max_epochs": config.epochs,
         "lr_decay": config.lr_decay,
         "momentum": config.momentum,
@@ -310,7 +364,7 @@ def execute(
     finally:
         row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
         row["wall_seconds"] = time.perf_counter() - start
-        path = store(results_dir, row, training.history)
+        path = store(results_dir, row, training.history, training.examples_table(run_id))
     saved.unlink(missing_ok=True)
     return RunOutcome(row, path)
 
@@ -329,7 +383,8 @@ def summarize(history: list[dict], steps: int) -> dict:
     }
 
 
-def store(results_dir: Path, row: dict, history: list[dict]) -> Path:
-    """Write the epochs, then the run row (so a run row implies its epochs are there)."""
+def store(results_dir: Path, row: dict, history: list[dict], examples: pa.Table) -> Path:
+    """Write the examples and epochs, then the run row (so a run row implies the others are there)."""
+    write_table(results_dir, "examples", row["run_id"], examples, EXAMPLES_SCHEMA)
     write_table(results_dir, "epochs", row["run_id"], history, EPOCHS_SCHEMA)
     return write_table(results_dir, "runs", row["run_id"], [row], RUNS_SCHEMA)

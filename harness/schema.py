@@ -1,4 +1,5 @@
-"""Parquet schemas of the ``runs`` and ``epochs`` tables, with a description per column."""
+"""Parquet schemas of the ``runs``, ``epochs``, ``examples`` and ``memorization`` tables, with a
+description per column."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ RUNS_SCHEMA = schema(
     column("seed", pa.int64(), "seed of the corruption, model initialisation and batch order"),
     column("train_size", pa.int64(), "training examples used (before any early-stopping holdout)"),
     column("test_size", pa.int64(), "test examples used"),
+    column("subset_fraction", pa.float64(), "fraction of the training examples trained on (a random subset), null: all"),
+    column("subset_seed", pa.int64(), "seed of the random training subset, null without one"),
     column("epochs", pa.int64(), "epochs completed"),
     column("max_epochs", pa.int64(), "epoch limit asked for"),
     column("steps", pa.int64(), "SGD steps completed"),
@@ -62,6 +65,34 @@ EPOCHS_SCHEMA = schema(
     column("holdout_loss", pa.float64(), "cross-entropy on the early-stopping holdout, null without one"),
     column("holdout_acc", pa.float64(), "accuracy on the early-stopping holdout, null without one"),
     column("wall_seconds", pa.float64(), "seconds since the run started, at the end of this epoch's evaluation"),
+)
+
+EXAMPLES_SCHEMA = schema(
+    column("run_id", pa.string(), "the run (joins runs.run_id)"),
+    column("index", pa.int64(), "position of the example in the run's training set (before any subset or holdout)"),
+    column("label", pa.int64(), "label as trained (after the corruption)"),
+    column("true_label", pa.int64(), "label before the corruption"),
+    column("corrupted", pa.bool_(), "the corruption changed this example's label or input"),
+    column("redrawn", pa.bool_(), "random_labels drew this label anew (changed or not); null for other corruptions"),
+    column("trained", pa.bool_(), "trained on; false for early-stopping holdout and left-out subset examples"),
+    column("first_fit_epoch", pa.int64(), "first epoch after which it was classified as its label, null if never"),
+    column("learned_epoch", pa.int64(), "epoch from which it stayed classified as its label to the end, null if not at the end"),
+    column("forgetting_events", pa.int64(), "times it was classified as its label at one epoch and not at the next"),
+    column("final_margin", pa.float64(), "label logit minus the largest other logit at the last epoch"),
+    column("final_loss", pa.float64(), "cross-entropy at the last epoch"),
+)
+
+MEMORIZATION_SCHEMA = schema(
+    column("run_id", pa.string(), "16-hex-digit hash of the estimate's configuration"),
+    column("index", pa.int64(), "position of the example in the training set"),
+    column("label", pa.int64(), "label as trained (after the corruption)"),
+    column("true_label", pa.int64(), "label before the corruption"),
+    column("corrupted", pa.bool_(), "the corruption changed this example's label or input"),
+    column("score", pa.float64(), "P(classified as its label | trained on) - P(... | left out), over the models; null "
+           "unless both occur"),
+    column("score_stderr", pa.float64(), "binomial standard error of the score"),
+    column("models_in", pa.int64(), "models whose training subset held the example"),
+    column("models_out", pa.int64(), "models that left it out"),
 )
 
 

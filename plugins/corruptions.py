@@ -1,7 +1,9 @@
 """Built-in corruptions of Section 2.1 of the paper.
 
 Each takes float images in [0, 1], a probability ``p`` and a seeded
-``numpy.random.Generator``; test labels are never changed.
+``numpy.random.Generator``; test labels are never changed. Each says which training
+examples it changed (``corrupted``) and, for label corruptions, which labels it drew
+anew (``redrawn``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,25 @@ from harness.data import ImageDataset
 
 def true_labels(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
     """No corruption."""
-    return data
+    return data.replace(corrupted=np.zeros(len(data.y_train), dtype=bool))
 
 
 def random_labels(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
     """Each training label, independently with probability p, becomes a uniform random class
-    (possibly the same one, so about 0.9·p of labels change with 10 classes)."""
+    (possibly the same one, so about 0.9·p of labels change with 10 classes).
+
+    ``redrawn`` marks the labels drawn anew; ``corrupted`` only those whose label changed.
+    """
     n = len(data.y_train)
     replace = rng.random(n) < p
     drawn = rng.integers(0, data.num_classes, size=n)
-    return data.replace(y_train=np.where(replace, drawn, data.y_train))
+    labels = np.where(replace, drawn, data.y_train)
+    return data.replace(y_train=labels, corrupted=labels != data.y_train, redrawn=replace)
+
+
+def every_image(data: ImageDataset) -> np.ndarray:
+    """``corrupted`` of a corruption that changes every training image."""
+    return np.ones(len(data.y_train), dtype=bool)
 
 
 def _permute_pixels(images: np.ndarray, permutation: np.ndarray) -> np.ndarray:
@@ -42,6 +53,7 @@ def shuffled_pixels(data: ImageDataset, p: float, rng: np.random.Generator) -> I
     return data.replace(
         x_train=_permute_pixels(data.x_train, permutation),
         x_test=_permute_pixels(data.x_test, permutation),
+        corrupted=every_image(data),
     )
 
 
@@ -55,6 +67,7 @@ def random_pixels(data: ImageDataset, p: float, rng: np.random.Generator) -> Ima
     return data.replace(
         x_train=_permute_pixels(data.x_train, _independent_permutations(len(data.x_train), h * w, rng)),
         x_test=_permute_pixels(data.x_test, _independent_permutations(len(data.x_test), h * w, rng)),
+        corrupted=every_image(data),
     )
 
 
@@ -66,7 +79,7 @@ def gaussian(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDat
     def noise(shape):
         return (rng.standard_normal(shape) * std + mean).astype(np.float32)
 
-    return data.replace(x_train=noise(data.x_train.shape), x_test=noise(data.x_test.shape))
+    return data.replace(x_train=noise(data.x_train.shape), x_test=noise(data.x_test.shape), corrupted=every_image(data))
 
 
 @hookimpl

@@ -32,6 +32,7 @@ def create_app() -> typer.Typer:
     """The ``harness`` app with its built-in and plugin commands."""
     from harness.cli.data import data_app
     from harness.cli.kernel import kernel_command
+    from harness.cli.memorization import memorization_command
     from harness.cli.report import report_app
     from harness.cli.results import plugins_command, results_command, schema_command
     from harness.cli.run import rademacher_command, run_command
@@ -42,7 +43,7 @@ def create_app() -> typer.Typer:
                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
     for name, command in (("run", run_command), ("plugins", plugins_command), ("results", results_command),
                           ("schema", schema_command), ("sweep", sweep_command), ("rademacher", rademacher_command),
-                          ("kernel", kernel_command)):
+                          ("kernel", kernel_command), ("memorization", memorization_command)):
         app.command(name)(guarded(command))
     app.add_typer(data_app, name="data")
     app.add_typer(report_app, name="report")

@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli.common import ResultsDirOption, command, console, err_console, fail, wide_console
+from harness.cli.common import ResultsDirOption, command, console, err_console, fail, guarded, wide_console
+from harness.cli.memorization import report_memorization_command
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
@@ -93,3 +94,6 @@ def html_command(results_dir: Path = ResultsDirOption, dataset: str = Dataset,
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
     for line in missing:
         err_console.print(f"[yellow]missing:[/] {line}", highlight=False, soft_wrap=True)
+
+
+report_app.command("memorization")(guarded(report_memorization_command))

@@ -1,0 +1,94 @@
+"""What the per-example records (``examples`` table) add to a run's time.
+
+Runs the same configuration with the records and without them (the evaluation as it was
+before: summed loss, no per-example bookkeeping, no ``examples`` file), alternating, and
+reports the median of the per-pair time ratios (wall clock and process CPU time) and the
+load average before and after. Goal: under 3 %.
+
+    python benchmarks/example_records_overhead.py [--dataset digits] [--train-size N] [--epochs 20] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+from harness import runner
+from harness.examples import ExampleRecorder
+from harness.runner import RunConfig, execute
+from harness.schema import EXAMPLES_SCHEMA
+
+
+@torch.no_grad()
+def evaluate_without_records(model, inputs, labels, record=None):
+    """The evaluation before per-example records: summed loss and accuracy only."""
+    model.eval()
+    loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
+    correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
+    for start in range(0, len(labels), runner.EVAL_BATCH):
+        logits = model(inputs[start : start + runner.EVAL_BATCH])
+        target = labels[start : start + runner.EVAL_BATCH]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    return loss_sum.item() / len(labels), correct.item() / len(labels)
+
+
+def timed_run(config: RunConfig, records: bool) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run from scratch, with or without the per-example records."""
+    with ExitStack() as stack, tempfile.TemporaryDirectory() as results:
+        if not records:
+            stack.enter_context(mock.patch.object(runner, "evaluate", evaluate_without_records))
+            stack.enter_context(mock.patch.object(ExampleRecorder, "end_epoch", lambda self, epoch: None))
+            stack.enter_context(mock.patch.object(runner.Training, "examples_table",
+                                                  lambda self, run_id: EXAMPLES_SCHEMA.empty_table()))
+        wall, cpu = time.perf_counter(), time.process_time()
+        execute(config, results, device="cpu")
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--model", default="mlp_1x512")
+    parser.add_argument("--train-size", type=int, default=None)
+    parser.add_argument("--test-size", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    # lr 0 keeps every epoch's work identical (no early stop at 100 % training accuracy).
+    config = RunConfig(args.model, "random_labels", args.dataset, corrupt_prob=0.2, train_size=args.train_size,
+                       test_size=args.test_size, epochs=args.epochs, lr=1e-9, lr_decay=1.0)
+    print(f"load before: {uptime()}", flush=True)
+    timed_run(config, True)  # warm-up: imports, data loading, caches
+    pairs = []
+    for repeat in range(args.repeats):
+        order = (True, False) if repeat % 2 == 0 else (False, True)
+        times = {records: timed_run(config, records) for records in order}
+        pairs.append(times)
+        print(f"repeat {repeat + 1}: with {times[True][0]:.2f} s wall / {times[True][1]:.2f} s CPU, "
+              f"without {times[False][0]:.2f} s / {times[False][1]:.2f} s", flush=True)
+    print(f"load after: {uptime()}")
+    for kind, i in (("wall", 0), ("CPU", 1)):
+        ratios = [p[True][i] / p[False][i] for p in pairs]
+        print(f"{kind} time with / without records: median {statistics.median(ratios):.3f} "
+              f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(f"{args.model} on {args.dataset} (train {args.train_size or 'all'}, test {args.test_size or 'all'}), "
+          f"{args.epochs} epochs, {args.threads} thread(s)")
+
+
+if __name__ == "__main__":
+    main()

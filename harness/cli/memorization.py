@@ -1,0 +1,97 @@
+"""``harness memorization`` (memorization scores) and ``harness report memorization``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail, wide_console
+
+
+def memorization_command(
+    plugin: str = typer.Option(..., "--plugin", help="Model plugin (see `harness plugins`)."),
+    dataset: str = typer.Option("cifar10", help="Dataset plugin."),
+    train_size: int | None = typer.Option(None, help="Use the first N training examples."),
+    test_size: int | None = typer.Option(None, help="Use the first N test examples (evaluated every epoch)."),
+    corruption: str = typer.Option("none", help="Corruption plugin."),
+    corrupt_prob: float = typer.Option(1.0, help="Probability p of replacing each training label (random_labels)."),
+    models: int = typer.Option(100, help="Number K of models, each trained on its own random subset."),
+    subset_fraction: float = typer.Option(0.7, help="Fraction of the training set each model trains on."),
+    epochs: int = typer.Option(20, help="Epoch limit per model; training also stops at 100 % training accuracy."),
+    batch_size: int = typer.Option(128),
+    lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
+    lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
+    seed: int = typer.Option(0, help="Seed of the corruption, the subsets and the models."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
+    device: str = DeviceOption,
+    data_root: Path | None = DataRootOption,
+    results_dir: Path = ResultsDirOption,
+):
+    """Memorization score of every training example (Feldman & Zhang 2020) from K models on random
+    subsets; stored in RESULTS/memorization. The models are runs of a sweep: running again resumes."""
+    from harness.cli.sweep import format_result
+    from harness.memorization import MemorizationConfig, estimate
+
+    config = MemorizationConfig(plugin, dataset, corruption, corrupt_prob, seed, train_size, test_size, models,
+                                subset_fraction, epochs, batch_size, lr, lr_decay)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err_console) as progress:
+            task = progress.add_task("models", total=models)
+
+            def on_result(result):
+                progress.update(task, advance=result.status in ("completed", "skipped"))
+                if result.status != "skipped":
+                    progress.console.print(format_result(result), highlight=False, soft_wrap=True)
+
+            outcome = estimate(config, results_dir, data_root, device, jobs, on_result)
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to resume (finished models are kept)", code=130)
+    score = outcome.table.column("score").to_numpy(zero_copy_only=False)
+    console.print(
+        f"memorization {outcome.run_id}: {outcome.table.num_rows} examples, {models} models "
+        f"({outcome.seconds_per_model:.1f} s each), mean score {np.nanmean(score):.3f}, "
+        f"split-half Spearman {_format(outcome.split_half_spearman)}, "
+        f"AUROC of the score for corrupted {_format(outcome.corrupted_auroc)} -> {outcome.path}",
+        highlight=False,
+    )
+
+
+def report_memorization_command(
+    results_dir: Path = ResultsDirOption,
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for the table and figures."),
+    dataset: str | None = typer.Option(None, "--dataset", help="Only runs of this data set (default: all)."),
+):
+    """Clean vs corrupted examples of runs with random labels at 0 < p < 1: fraction fitted per epoch,
+    forgetting events, and how well each per-example record separates corrupted examples (AUROC)."""
+    from harness.reports import memorization
+
+    rows, paths = memorization.build(results_dir, out, dataset)
+    if not rows:
+        err_console.print("[yellow]missing:[/] no completed run with random_labels at 0 < p < 1 in "
+                          f"{results_dir}; make some with e.g. `harness run --corruption random_labels --corrupt-prob 0.4`",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    view = Table("model", "data", "p", "seed", "clean", "corrupted", "½ clean fit", "½ corrupted fit",
+                 "forget clean", "forget corr.", "AUROC learned", "AUROC forgetting", "AUROC −margin",
+                 title=f"Clean vs corrupted examples ({results_dir})")
+    for r in rows:
+        view.add_row(r["model"], r["dataset"], f"{r['p']:g}", str(r["seed"]), str(r["clean"]), str(r["corrupted"]),
+                     _format(r["clean_half_fit_epoch"]), _format(r["corrupted_half_fit_epoch"]),
+                     _format(r["clean_mean_forgetting"]), _format(r["corrupted_mean_forgetting"]),
+                     _format(r["auroc_learned_epoch"]), _format(r["auroc_forgetting_events"]),
+                     _format(r["auroc_final_margin"]))
+    wide_console().print(view)
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+
+
+def _format(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+

@@ -1,0 +1,145 @@
+"""Memorization scores (Feldman & Zhang 2020): how much training on an example raises the
+chance that the model classifies it as its (possibly corrupted) label.
+
+K models are trained on random subsets of the training set, each a run of the sweep
+machinery (so an estimate resumes like a sweep, and ``jobs`` runs train at once); every run
+records all training examples, trained on or left out (``examples`` table). The score of
+example i is P(classified as its label | i trained on) - P(classified as its label | i left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harness.errors import HarnessError
+from harness.examples import auroc
+from harness.results import config_id, table_path, write_table
+from harness.runner import RunConfig, resolve_config
+from harness.schema import MEMORIZATION_SCHEMA
+from harness.sweep import SweepSummary, run_sweep
+
+
+class MemorizationError(HarnessError):
+    """An estimate cannot be made (bad settings, or some of its runs failed)."""
+
+
+@dataclass(frozen=True)
+class MemorizationConfig:
+    """Everything that defines an estimate; its hash is the estimate's ``run_id``."""
+
+    model: str
+    dataset: str = "cifar10"
+    corruption: str = "none"
+    corrupt_prob: float = 1.0
+    seed: int = 0
+    train_size: int | None = None
+    test_size: int | None = None
+    models: int = 100
+    subset_fraction: float = 0.7
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float | None = None
+    lr_decay: float = 0.95
+
+    @property
+    def run_id(self) -> str:
+        return config_id(asdict(self))
+
+    def run_configs(self) -> list[RunConfig]:
+        """The K runs: same data, corruption and seed; subset k of the training set for model k."""
+        if self.models < 2:
+            raise MemorizationError(f"--models must be at least 2, got {self.models}")
+        if not 0.0 < self.subset_fraction < 1.0:
+            raise MemorizationError(f"--subset-fraction must be in (0, 1), got {self.subset_fraction}")
+        shared = {k: v for k, v in asdict(self).items() if k not in ("models", "subset_fraction")}
+        return [resolve_config(RunConfig(**shared, subset=(self.subset_fraction, k))) for k in range(self.models)]
+
+
+@dataclass
+class Estimate:
+    """A finished estimate: its table, where it is stored, and how good it is."""
+
+    run_id: str
+    table: pa.Table
+    path: Path
+    seconds_per_model: float
+    corrupted_auroc: float | None
+    split_half_spearman: float | None
+
+
+def scores(trained: np.ndarray, correct: np.ndarray) -> dict[str, np.ndarray]:
+    """Per example, from (models, examples) bool arrays: ``score``, ``score_stderr`` (NaN unless the
+    example was both trained on and left out), ``models_in`` and ``models_out``."""
+    models_in, models_out = trained.sum(0), (~trained).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_in = (correct & trained).sum(0) / models_in
+        p_out = (correct & ~trained).sum(0) / models_out
+        stderr = np.sqrt(p_in * (1 - p_in) / models_in + p_out * (1 - p_out) / models_out)
+    return {"score": p_in - p_out, "score_stderr": stderr, "models_in": models_in, "models_out": models_out}
+
+
+def split_half_spearman(trained: np.ndarray, correct: np.ndarray) -> float | None:
+    """Spearman correlation of the scores from the even-numbered and the odd-numbered models."""
+    from scipy.stats import spearmanr
+
+    halves = [scores(trained[part::2], correct[part::2])["score"] for part in (0, 1)]
+    both = np.isfinite(halves[0]) & np.isfinite(halves[1])
+    if both.sum() < 3:
+        return None
+    return float(spearmanr(halves[0][both], halves[1][both]).statistic)
+
+
+def load_outcomes(results_dir: Path, run_ids: list[str]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The first run's examples (by index), and (models, examples) arrays: trained on, and
+    classified as its label at the end (final margin > 0)."""
+    trained, correct, first = [], [], None
+    for run_id in run_ids:
+        table = pq.read_table(table_path(results_dir, "examples", run_id)).sort_by("index")
+        first = first if first is not None else table
+        trained.append(table.column("trained").to_numpy(zero_copy_only=False))
+        margin = table.column("final_margin").to_numpy(zero_copy_only=False)
+        correct.append(np.nan_to_num(margin, nan=-np.inf) > 0)
+    return first, np.array(trained, dtype=bool), np.array(correct, dtype=bool)
+
+
+def estimate(
+    config: MemorizationConfig,
+    results_dir: Path,
+    data_root: Path | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+    on_result=lambda result: None,
+) -> Estimate:
+    """Train the K models (completed ones are reused), score every training example and store the
+    ``memorization`` table. Raises KeyboardInterrupt when the runs were interrupted (run again to
+    resume) and MemorizationError when some failed."""
+    configs = config.run_configs()
+    summary: SweepSummary = run_sweep(configs, results_dir, data_root, device, jobs, on_result)
+    if summary.interrupted:
+        raise KeyboardInterrupt
+    if summary.failed:
+        first = summary.failed[0]
+        raise MemorizationError(f"{len(summary.failed)} of {len(configs)} runs failed, e.g. {first.config.run_id}: {first.error}")
+    examples, trained, correct = load_outcomes(results_dir, [c.run_id for c in configs])
+    score = scores(trained, correct)
+    run_id = config.run_id
+    columns = {"run_id": [run_id] * examples.num_rows, **score,
+               **{name: examples.column(name) for name in ("index", "label", "true_label", "corrupted")}}
+    arrays = [pa.array(columns[f.name], f.type, from_pandas=True) if not isinstance(columns[f.name], pa.ChunkedArray)
+              else columns[f.name].cast(f.type) for f in MEMORIZATION_SCHEMA]
+    table = pa.Table.from_arrays(arrays, schema=MEMORIZATION_SCHEMA)
+    path = write_table(results_dir, "memorization", run_id, table, MEMORIZATION_SCHEMA)
+    corrupted = examples.column("corrupted").to_numpy(zero_copy_only=False)
+    defined = np.isfinite(score["score"])
+    seconds = [r.row["wall_seconds"] for r in summary.results if r.row and r.row.get("wall_seconds") is not None]
+    return Estimate(
+        run_id, table, path,
+        seconds_per_model=float(np.mean(seconds)) if seconds else float("nan"),
+        corrupted_auroc=auroc(score["score"][defined], corrupted[defined].astype(bool)),
+        split_half_spearman=split_half_spearman(trained, correct),
+    )
