@@ -49,13 +49,15 @@ def test_resumed_run_stores_the_epochs_of_an_uninterrupted_run(tmp_path):
     assert read_row(tmp_path / "b", "runs", RUN_ID)["status"] == "interrupted"
     content = torch.load(saved, weights_only=True)
     assert len(content["values"]["history"]) == 2  # epoch 3 ended before its checkpoint
-    assert set(content["state"]) == {"model", "optimizer", "order_generator", "batch_generator"}
+    assert set(content["state"]) == {"model", "optimizer", "order_generator", "batch_generator", "examples"}
 
     torch.manual_seed(123)  # the global state the resumed run finds is not the one it left
     resumed = execute(CONFIG, tmp_path / "b", device="cpu")
     assert resumed.row["status"] == "completed" and resumed.row["resumed_from_epoch"] == 2
     assert straight.row["resumed_from_epoch"] == 0
     assert epochs_rows(tmp_path / "b", RUN_ID) == epochs_rows(tmp_path / "a", RUN_ID)
+    examples = [pq.read_table(root / "examples" / f"{RUN_ID}.parquet").to_pylist() for root in (tmp_path / "a", tmp_path / "b")]
+    assert examples[0] == examples[1]  # the per-example records resume too
     assert not saved.exists()
 
 
