@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 from harness import __version__
 from harness.reports import figure_data, table1, table3
 from harness.reports.figure_data import CORRUPTIONS, FIG1_MODELS, FIG2_MODELS
-from harness.reports.store import Missing, load_runs, settings
+from harness.reports.store import Missing, completed, settings
 from harness.results import read_table
 
 SECTIONS = {"table1": "Table 1", "fig1": "Figure 1", "fig2": "Figure 2b", "table3": "Table 3", "theory": "Theory",
@@ -53,8 +53,8 @@ def write(results_dir: Path, out: Path, dataset: str = "cifar10", fig1a_model: s
 
 def build(results_dir: Path, dataset: str = "cifar10", fig1a_model: str = "inception") -> tuple[str, list[str]]:
     """The page's HTML, and one line per missing piece (the page shows them too)."""
-    runs = load_runs(results_dir, dataset)
     all_runs = rows_of(results_dir, "runs")
+    runs = completed(all_runs, dataset)
     missing: list[str] = []
     body = [
         header(results_dir, dataset, all_runs),

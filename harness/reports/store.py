@@ -6,26 +6,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
+import pyarrow.parquet as pq
+
 from harness.regularizers import parse_spec
-from harness.results import read_table
+from harness.results import read_table, table_path
 
 
 def load_runs(results_dir: Path, dataset: str) -> list[dict]:
     """Completed runs of ``dataset`` in the results folder."""
     table = read_table(results_dir, "runs")
-    rows = table.to_pylist() if table is not None else []
-    return [r for r in rows if r["status"] == "completed" and r["dataset"] == dataset]
+    return completed(table.to_pylist() if table is not None else [], dataset)
+
+
+def completed(runs: list[dict], dataset: str) -> list[dict]:
+    """The completed runs of ``dataset`` among ``runs``."""
+    return [r for r in runs if r["status"] == "completed" and r["dataset"] == dataset]
 
 
 def load_epochs(results_dir: Path, run_ids: list[str]) -> dict[str, list[dict]]:
-    """The epoch rows of each run, in epoch order."""
-    table = read_table(results_dir, "epochs")
-    wanted = set(run_ids)
-    by_run: dict[str, list[dict]] = {run_id: [] for run_id in run_ids}
-    for row in table.to_pylist() if table is not None else []:
-        if row["run_id"] in wanted:
-            by_run[row["run_id"]].append(row)
-    return {run_id: sorted(rows, key=lambda r: r["epoch"]) for run_id, rows in by_run.items()}
+    """The epoch rows of each run, in epoch order (only these runs' files are read)."""
+    by_run = {}
+    for run_id in run_ids:
+        path = table_path(results_dir, "epochs", run_id)
+        rows = pq.read_table(path).to_pylist() if path.exists() else []
+        by_run[run_id] = sorted(rows, key=lambda r: r["epoch"])
+    return by_run
 
 
 def regularizer_names(run: dict) -> frozenset[str]:
