@@ -47,10 +47,11 @@ def measure(executor: str, options: dict, results_dir: Path) -> dict:
     wall = time.perf_counter() - start
     rows = read_table(results_dir, "runs").to_pylist()
     assert summary.count("completed") == len(configs) == len(rows), summary
-    slots = 1 if executor == "local" and jobs == 1 else RUNS_AT_ONCE
+    limited_by_jobs = executor == "local" or options.get("cluster") == "local"
+    slots = jobs if limited_by_jobs else RUNS_AT_ONCE
     training = sum(r["wall_seconds"] for r in rows)
     return {
-        "executor": executor + "".join(f" {k}={v}" for k, v in options.items()) + (f" jobs={jobs}" if executor != "ray" else ""),
+        "executor": executor + "".join(f" {k}={v}" for k, v in options.items()) + (f" jobs={jobs}" if limited_by_jobs else ""),
         "runs": len(rows),
         "wall_s": round(wall, 1),
         "first_start_s": round(min(r["started_at"].timestamp() for r in rows) - start_wall, 1),

@@ -53,7 +53,7 @@ def random_states() -> dict:
     version, internal, gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # CPU runs leave CUDA alone
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
         "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
@@ -102,6 +102,15 @@ def load(path: Path, objects: dict[str, Stateful]) -> dict | None:
         obj.load_state_dict(checkpoint["state"][name])
     set_random_states(checkpoint["random"])
     return checkpoint["values"]
+
+
+def saved_epochs(path: Path) -> tuple[int, float] | None:
+    """The number of epochs in the checkpoint at ``path`` and its modification time, or None without one."""
+    try:
+        modified = path.stat().st_mtime
+        return len(torch.load(path, map_location="cpu", weights_only=True)["values"]["history"]), modified
+    except FileNotFoundError:  # none, or removed meanwhile by a run that completed
+        return None
 
 
 def raise_interrupt(signum, frame):

@@ -75,14 +75,22 @@ class Executor(Protocol):
 
 @dataclass
 class RunTask:
-    """One configuration's task, run wherever the executor puts it: :func:`run_one` with fixed settings."""
+    """One configuration's task, run wherever the executor puts it: :func:`run_one` with fixed settings.
+
+    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
+    """
 
     results_dir: Path
     data_root: Path | None
     device: str
     resume: bool = True
+    threads: int | None = None
 
     def __call__(self, config: RunConfig) -> Result:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         return run_one(config, self.results_dir, self.data_root, self.device, self.resume)
 
 
@@ -108,10 +116,11 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result
     return Result(config, "failed", error=message)
 
 
-def task_for(settings: ExecutorSettings, device: str | None = None) -> RunTask:
+def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
+    """The task of every run of a sweep, with absolute paths (a worker may start elsewhere)."""
     return RunTask(Path(settings.results_dir).absolute(),
                    None if settings.data_root is None else Path(settings.data_root).absolute(),
-                   device or settings.device, settings.resume)
+                   settings.device, settings.resume, threads)
 
 
 def parse_option(text: str) -> tuple[str, object]:

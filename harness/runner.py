@@ -351,13 +351,11 @@ def execute(
         "resumed_from_epoch": resumed_from_epoch,
     }
     start = time.perf_counter()
+    row["status"] = "interrupted"  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
     try:
         with checkpoint.sigterm_as_interrupt():
             training.run(progress or RunProgress(), run_id, saved)
         row["status"] = "completed"
-    except KeyboardInterrupt:
-        row["status"] = "interrupted"
-        raise
     except Exception as error:
         row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
         raise

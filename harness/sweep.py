@@ -45,7 +45,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.checkpoint import checkpoint_path
+from harness.checkpoint import checkpoint_path, saved_epochs
 from harness.errors import ConfigError
 from harness.executors import ExecutorSettings, Result, make_executor, parse_option
 from harness.regularizers import build_regularizers
@@ -240,22 +240,17 @@ def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
     states = []
     for config in configs:
         row = read_row(results_dir, "runs", config.run_id)
-        saved = checkpoint_path(results_dir, config.run_id)
-        checkpoint = ""
-        if saved.exists():
-            import torch
-
-            epochs = len(torch.load(saved, weights_only=True)["values"]["history"])
-            checkpoint = f"checkpoint after epoch {epochs}, written {time.time() - saved.stat().st_mtime:.0f} s ago"
+        saved = saved_epochs(checkpoint_path(results_dir, config.run_id))
+        checkpoint = f"checkpoint after epoch {saved[0]}, written {time.time() - saved[1]:.0f} s ago" if saved else ""
         stored_at = (Path(results_dir) / "runs" / f"{config.run_id}.parquet").stat().st_mtime if row else 0.0
-        if checkpoint and saved.stat().st_mtime > stored_at:
+        if saved and saved[1] > stored_at:
             states.append(RunState(config, "started", checkpoint))
         elif row is None:
             states.append(RunState(config, "missing"))
         elif row["status"] == "failed":
             states.append(RunState(config, "failed", row["error"] or ""))
         elif row["status"] == "interrupted":
-            states.append(RunState(config, "interrupted", f"{row['epochs']} epochs stored" + (f", {checkpoint}" if checkpoint else "")))
+            states.append(RunState(config, "interrupted", ", ".join(filter(None, (f"{row['epochs']} epochs stored", checkpoint)))))
         else:
             states.append(RunState(config, "completed", f"{row['epochs']} epochs"))
     return states

@@ -12,7 +12,7 @@ import os
 
 import ray
 
-from harness.executors import ExecutorSettings, Result, check_options, record_failure, task_for
+from harness.executors import ExecutorError, ExecutorSettings, Result, check_options, record_failure, task_for
 from harness.runner import RunConfig
 
 OPTIONS = ("address", "num_cpus", "num_gpus")
@@ -29,11 +29,15 @@ class RayExecutor:
     def __init__(self, settings: ExecutorSettings, **options):
         check_options("ray", options, OPTIONS)
         self.settings = settings
-        self.task = task_for(settings)
+        address = options.get("address") or os.environ.get("RAY_ADDRESS")
         if not ray.is_initialized():
-            ray.init(address=options.get("address") or os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as error:
+                raise ExecutorError(f"cannot join Ray at {address or 'a new local instance'}: {error}") from None
         resources = {"num_cpus": options.get("num_cpus", 1),
                      "num_gpus": options.get("num_gpus", 1 if settings.device == "cuda" else 0)}
+        self.task = task_for(settings, threads=max(1, int(resources["num_cpus"])))
         self.remote = run_task.options(max_retries=0, **resources)
         self.refs: dict[ray.ObjectRef, RunConfig] = {}
 

@@ -9,16 +9,16 @@ submitit's checkpointing protocol and resumes from its run's last checkpoint.
 
 from __future__ import annotations
 
+import os
 import time
 
 import submitit
 from submitit.core import plugins
 from submitit.helpers import Checkpointable
 
-from harness.executors import ExecutorSettings, Result, RunTask, check_options, record_failure, task_for
+from harness.executors import ExecutorError, ExecutorSettings, Result, RunTask, check_options, record_failure, task_for
 from harness.runner import RunConfig
 
-QUEUED_STATES = {"PENDING", "QUEUED", "REQUEUED", "CONFIGURING", "UNKNOWN", "READY", "SUSPENDED"}
 POLL_SECONDS = 0.5
 
 
@@ -40,13 +40,19 @@ class SubmititExecutor:
     def __init__(self, settings: ExecutorSettings, **options):
         check_options("submitit", options, known_options())
         self.settings = settings
-        self.task = CheckpointableRunTask(**vars(task_for(settings)))
         cluster = options.pop("cluster", None)
-        self.executor = submitit.AutoExecutor(folder=settings.log_dir / "%j", cluster=cluster)
         if settings.device == "cuda":
             options.setdefault("gpus_per_node", 1)
-        self.executor.update_parameters(**options)
-        self.limit = settings.jobs if self.executor.cluster == "local" else None
+        try:
+            self.executor = submitit.AutoExecutor(folder=settings.log_dir / "%j", cluster=cluster)
+            self.executor.update_parameters(**options)
+        except (RuntimeError, ValueError, AssertionError) as error:  # no cluster found, a bad option value
+            raise ExecutorError(f"submitit: {error} (options: {options}; cluster=slurm or cluster=local "
+                                "chooses the cluster)") from None
+        local = self.executor.cluster == "local"
+        self.limit = settings.jobs if local else None
+        threads = options.get("cpus_per_task") or (max(1, (os.cpu_count() or 1) // settings.jobs) if local else None)
+        self.task = CheckpointableRunTask(**vars(task_for(settings, threads)))
         self.waiting: list[RunConfig] = []
         self.jobs: dict[submitit.Job, RunConfig] = {}
 
@@ -84,7 +90,7 @@ class SubmititExecutor:
                                   f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}")
 
     def counts(self) -> dict[str, int]:
-        running = sum(job.state not in QUEUED_STATES for job in self.jobs)
+        running = sum(job.state == "RUNNING" for job in self.jobs)  # Slurm's and the local processes' word
         return {"queued": len(self.waiting) + len(self.jobs) - running, "running": running}
 
     def cancel(self) -> int:

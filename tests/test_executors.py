@@ -112,15 +112,16 @@ def kill_processes(command_part: str) -> int:
 
 @needs_submitit
 def test_submitit_local_processes_run_a_sweep(tmp_path):
-    configs = tiny_configs([0, 1, 2])
+    configs = tiny_configs([0, 1])
     progress = []
-    summary = run_sweep(configs, tmp_path, device="cpu", jobs=2, executor="submitit",
+    summary = run_sweep(configs, tmp_path, device="cpu", jobs=1, executor="submitit",
                         executor_options={"cluster": "local", "timeout_min": 10}, on_progress=progress.append)
-    assert summary.count("completed") == 3 and not summary.failed
+    assert summary.count("completed") == 2 and not summary.failed
     assert set(stored_statuses(tmp_path).values()) == {"completed"}
-    assert all(c["running"] <= 2 for c in progress) and progress[-1]["done"] == 3
+    assert all(c["running"] + c["queued"] + c["done"] == 2 and c["running"] <= 1 for c in progress)  # --jobs 1
+    assert any(c["running"] == 1 for c in progress) and progress[-1]["done"] == 2
     logs = list((tmp_path / "logs").rglob("*_log.out"))
-    assert len(logs) == 3  # the job logs live beside the results, one folder per job
+    assert len(logs) == 2  # the job logs live beside the results, one folder per job
 
 
 @needs_submitit
@@ -220,3 +221,28 @@ def test_a_local_worker_takes_one_gpu_slot(monkeypatch):
         slots.put(slot)
     init_worker(torch.get_num_threads(), slots)
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1" and slots.qsize() == 3
+
+
+@needs_submitit
+def test_a_bad_submitit_option_value_is_a_clear_error(tmp_path):
+    with pytest.raises(ExecutorError, match="submitit: .*timeout_min"):
+        make_executor("submitit", ExecutorSettings(tmp_path), {"cluster": "local", "timeout_min": "soon"})
+
+
+@needs_submitit
+def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+    config = resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", epochs=40))
+    executor = make_executor("submitit", ExecutorSettings(tmp_path, device="cpu"), {"cluster": "local"})
+    executor.submit([config])
+    (job,) = executor.jobs
+    saved = tmp_path / "checkpoints" / f"{config.run_id}.pt"
+    results = []
+    while not results and not saved.exists():
+        results = executor.wait(0.1)
+    assert not results, "the run ended before it could be preempted"
+    job._interrupt()  # submitit's preemption signal for a local job (USR2, as Slurm sends it)
+    while not results:
+        results = executor.wait(0.5)
+    assert results[0].status == "completed", results[0]
+    assert results[0].row["resumed_from_epoch"] >= 1 and not saved.exists()
+    assert "Requeued" in "".join(p.read_text() for p in (tmp_path / "logs").rglob("*_log.err"))
