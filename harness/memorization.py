@@ -129,9 +129,8 @@ def estimate(
     score = scores(trained, correct)
     run_id = config.run_id
     columns = {"run_id": [run_id] * examples.num_rows, **score,
-               **{name: examples.column(name) for name in ("index", "label", "true_label", "corrupted")}}
-    arrays = [pa.array(columns[f.name], f.type, from_pandas=True) if not isinstance(columns[f.name], pa.ChunkedArray)
-              else columns[f.name].cast(f.type) for f in MEMORIZATION_SCHEMA]
+               **{name: examples.column(name).to_pylist() for name in ("index", "label", "true_label", "corrupted")}}
+    arrays = [pa.array(columns[field.name], field.type, from_pandas=True) for field in MEMORIZATION_SCHEMA]  # NaN -> null
     table = pa.Table.from_arrays(arrays, schema=MEMORIZATION_SCHEMA)
     path = write_table(results_dir, "memorization", run_id, table, MEMORIZATION_SCHEMA)
     corrupted = examples.column("corrupted").to_numpy(zero_copy_only=False)
