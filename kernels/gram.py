@@ -12,6 +12,10 @@ norms over the blocks, so the full feature matrix is never held.
 - ``laplacian``: k(x, y) = exp(-γ ‖x - y‖₂), the Euclidean (not Manhattan) distance
 
 with ``‖x - y‖² = ‖x‖² + ‖y‖² - 2 x·y`` clipped at 0, and γ the ``bandwidth``.
+
+When the features are one block held in memory (raw pixels), :class:`KernelTiles`
+computes any kernel tile again on demand, in any dtype, so that the solver keeps
+neither a copy of the train kernel nor the test kernel.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from functools import partial
 import numpy as np
 
 from harness.kernels.progress import StageProgress, advance
-from harness.kernels.tiles import TileStore, column_strips
+from harness.kernels.tiles import STRIP_WIDTH, TileGrid, TileLayout, TileStore, column_strips
 
 KERNELS = ("linear", "gaussian", "laplacian")
+
+NORM_ROWS = 4096
+"""Rows upcast to float64 at once when computing squared row norms."""
 
 FeatureBlocks = Iterable[tuple[np.ndarray, np.ndarray]]
 """Pairs ``(F_train_b, F_test_b)`` of shapes (n, d_b) and (m, d_b), one per block of feature dimensions."""
@@ -66,6 +73,80 @@ def apply_kernel(tile, row_sq_norms, col_sq_norms, kernel: str, bandwidth: float
     if same_points:
         xp.fill_diagonal(tile, 1.0)
     return tile
+
+
+class KernelTiles:
+    """Kernel tiles computed on demand from features held in memory: one GEMM and the
+    :func:`apply_kernel` epilogue per column strip, so each strip is finished while in cache.
+
+    ``train`` and ``test`` are (n, d) and (m, d) float32 feature arrays. A tile is
+    computed in the dtype of the array it is written to (float64 from float64
+    copies of the features, made when first asked for).
+    """
+
+    def __init__(self, train, test, kernel: str, bandwidth: float | None, backend):
+        _check_block(train, test, len(train), len(test), 0)
+        self.kernel, self.bandwidth, self.backend = kernel, bandwidth, backend
+        self.epilogue = getattr(backend, "apply_kernel", None) or partial(apply_kernel, xp=backend.xp)
+        self._features = {"train": backend.asarray(train), "test": backend.asarray(test)}
+        self._copies = {}
+        self.feature_dim = train.shape[1]
+        self.train_sq_norms = _sq_norms(self._features["train"], TileGrid(len(train), NORM_ROWS), backend.xp)
+        self.test_sq_norms = _sq_norms(self._features["test"], TileGrid(len(test), NORM_ROWS), backend.xp)
+
+    def fill(self, out, rows: slice, cols: slice, side: str = "train") -> None:
+        """Write ``k(x_rows, x_train_cols)`` into ``out`` (``x`` the ``side`` features: "train" or "test")."""
+        x_rows, x_cols = self._get(side, out.dtype)[rows], self._get("train", out.dtype)[cols]
+        norms = self.train_sq_norms if side == "train" else self.test_sq_norms
+        self.backend.gemm_update(out, x_rows, x_cols, alpha=1.0, beta=0.0)
+        self.epilogue(out, norms[rows], self.train_sq_norms[cols], self.kernel, self.bandwidth)
+        if side == "train" and self.kernel != "linear":
+            first, last = max(rows.start, cols.start), min(rows.stop, cols.stop)
+            if first < last:  # k(x, x) = 1 exactly, not a rounding residue
+                on_diagonal = self.backend.xp.arange(first, last)
+                out[on_diagonal - rows.start, on_diagonal - cols.start] = 1.0
+
+    def fill_store(self, store: TileStore, progress: StageProgress | None = None) -> None:
+        """Write the train kernel into the lower tiles of ``store``, one column strip of a tile at a time."""
+        grid = store.layout.rows
+        for i, j in store.layout.tiles:
+            with store.modify(i, j) as tile:
+                for start, strip in column_strips(tile):
+                    first = grid.span(j).start + start
+                    self.fill(strip, grid.span(i), slice(first, first + strip.shape[1]))
+            advance(progress)
+
+    def matmul(self, layout: TileLayout, x, dtype, side: str = "train", progress: StageProgress | None = None):
+        """``K x`` in float64, ``K`` the train kernel (``layout`` its lower tiles; ``K`` is symmetric) or the
+        test×train kernel (``side="test"``), computed strip by strip in ``dtype`` and never stored."""
+        xp = self.backend.xp
+        rows, cols = layout.rows, layout.cols
+        product = xp.zeros((rows.size, x.shape[1]), dtype=xp.float64)
+        scratch = {}
+        for i, j in layout.tiles:
+            width = STRIP_WIDTH if xp is np else cols.length(j)
+            for first in range(cols.span(j).start, cols.span(j).stop, width):
+                columns = slice(first, min(first + width, cols.span(j).stop))
+                shape = (rows.length(i), columns.stop - columns.start)
+                if shape not in scratch:
+                    scratch[shape] = xp.empty(shape, dtype=dtype, order="F")
+                strip = scratch[shape]
+                self.fill(strip, rows.span(i), columns, side)
+                strip = strip.astype(xp.float64, copy=False)
+                product[rows.span(i)] += strip @ x[columns]
+                if layout.lower and i != j:
+                    product[columns] += strip.T @ x[rows.span(i)]
+            advance(progress)
+        return product
+
+    def _get(self, side: str, dtype):
+        """The ``side`` features in ``dtype`` (a copy made once when they are in another dtype)."""
+        features = self._features[side]
+        if features.dtype == dtype:
+            return features
+        if (side, dtype) not in self._copies:
+            self._copies[side, dtype] = features.astype(dtype)
+        return self._copies[side, dtype]
 
 
 def diagonal_mean(kernel: str, train_sq_norms) -> float:

@@ -35,16 +35,23 @@ def exact_linear_solution(x_train, x_test, y, ridge):
     return alpha, x_test.astype(np.float64) @ x_train.T.astype(np.float64) @ alpha
 
 
-# Budgets (bytes) that put all three matrices of this problem on disk, with tiles of 64.
+# Budgets (bytes) that put all three matrices of this problem on disk, with tiles of 64 (too small to keep
+# the features for recomputing the kernels), and budgets that keep the features but put the factor on disk.
 OUT_OF_CORE_BUDGET = {"float64": 310_000, "float32": 260_000}
+RECOMPUTED_OUT_OF_CORE_BUDGET = {"float64": 600_000, "float32": 500_000}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("out_of_core", [False, True])
-def test_matches_cholesky_solve_of_the_whole_matrix(dtype, out_of_core, tmp_path):
+@pytest.mark.parametrize("storage", ["in memory", "recomputed, factor on disk", "stored on disk"])
+def test_matches_cholesky_solve_of_the_whole_matrix(dtype, storage, tmp_path):
     x_train, x_test, y = integer_problem()
     ridge = 5.0
-    budget = OUT_OF_CORE_BUDGET[dtype] if out_of_core else None
+    budgets = {
+        "in memory": None,
+        "stored on disk": OUT_OF_CORE_BUDGET,
+        "recomputed, factor on disk": RECOMPUTED_OUT_OF_CORE_BUDGET,
+    }
+    budget = budgets[storage] and budgets[storage][dtype]
     result = solve_kernel_regression(
         x_train,
         y,
@@ -59,7 +66,8 @@ def test_matches_cholesky_solve_of_the_whole_matrix(dtype, out_of_core, tmp_path
     alpha, predictions = exact_linear_solution(x_train, x_test, y, ridge)
 
     assert result.dtype == dtype
-    assert ("factor on disk" in result.storage) == out_of_core
+    assert ("factor on disk" in result.storage) == (storage != "in memory")
+    assert ("recomputed from the features" in result.storage) == (storage != "stored on disk")
     assert result.relative_residual < 1e-10
     assert (result.refinement_steps > 0) == (dtype == "float32")
     np.testing.assert_allclose(result.alpha, alpha, rtol=1e-7, atol=1e-9 * np.abs(alpha).max())
@@ -123,7 +131,30 @@ def test_too_small_budget_fails_before_writing_anything(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_auto_dtype_prefers_float64_and_falls_back_to_float32():
+def test_auto_dtype_keeps_float32_when_refinement_converges():
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.random((300, 30)), rng.random((50, 30))
+    y = np.eye(CLASSES)[rng.integers(0, CLASSES, 300)]
+    options = dict(kernel="gaussian", bandwidth=0.5, tile_size=128)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)
+    float64 = solve_kernel_regression(x_train, y, x_test, dtype="float64", **options)
+    assert auto.dtype == "float32" and auto.refinement_steps > 0 and auto.relative_residual < 1e-10
+    assert auto.rkhs_norm == pytest.approx(float64.rkhs_norm, rel=1e-9)
+    np.testing.assert_allclose(auto.predictions, float64.predictions, rtol=0, atol=1e-8)
+
+
+def test_auto_dtype_solves_in_float64_when_float32_refinement_stalls():
+    rng = np.random.default_rng(5)
+    x_train, x_test = rng.random((300, 30)), rng.random((50, 30))
+    y = np.eye(CLASSES)[rng.integers(0, CLASSES, 300)]
+    options = dict(kernel="linear", ridge=1e-5, tile_size=128)  # rank 30 plus a ridge: condition number near 1e8
+    float32 = solve_kernel_regression(x_train, y, x_test, dtype="float32", **options)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)
+    assert float32.relative_residual > 1e-10
+    assert auto.dtype == "float64" and auto.relative_residual < float32.relative_residual
+
+
+def test_auto_dtype_with_stored_kernels_prefers_float64_and_falls_back_to_float32():
     n, m, k = 20_000, 10_000, 10
     float64_in_memory = plan_storage(n, m, k, "float64", budget=10**12)
     assert plan_storage(n, m, k, "auto", budget=float64_in_memory.memory_bytes).dtype == np.float64
@@ -131,9 +162,19 @@ def test_auto_dtype_prefers_float64_and_falls_back_to_float32():
     assert fallback.dtype == np.float32 and fallback.factor_in_memory and not fallback.test_in_memory
     tiny = plan_storage(n, m, k, "float64", budget=200 * 10**6)
     assert not tiny.factor_in_memory and tiny.tile_size < 4096 and tiny.memory_bytes <= 200 * 10**6
+    recomputed = plan_storage(n, m, k, "auto", budget=10**12, feature_bytes=(n + m) * 784 * 16)
+    assert recomputed.dtype == np.float32 and recomputed.recompute and recomputed.factor_in_memory
+    assert recomputed.memory_bytes < float64_in_memory.memory_bytes / 2
 
 
-def test_interrupt_removes_the_temporary_files(tmp_path):
+@pytest.mark.parametrize(
+    ("budget", "files"),
+    [
+        (OUT_OF_CORE_BUDGET["float64"], ["factor.tiles", "reference.tiles", "test.tiles"]),
+        (RECOMPUTED_OUT_OF_CORE_BUDGET["float64"], ["factor.tiles"]),
+    ],
+)
+def test_interrupt_removes_the_temporary_files(budget, files, tmp_path):
     x_train, x_test, y = integer_problem()
     seen = []
 
@@ -149,12 +190,13 @@ def test_interrupt_removes_the_temporary_files(tmp_path):
             x_test,
             kernel="linear",
             ridge=1.0,
+            dtype="float64",
             tile_size=64,
-            memory_budget=OUT_OF_CORE_BUDGET["float64"],
+            memory_budget=budget,
             temp_dir=tmp_path,
             progress=interrupt,
         )
-    assert seen[-1] == ["factor.tiles", "reference.tiles", "test.tiles"]
+    assert seen[-1] == files
     assert list(tmp_path.iterdir()) == []
 
 
