@@ -59,3 +59,31 @@ def blas_report() -> str:
     ]
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
     return f"BLAS: {'; '.join(libraries)}; OPENBLAS_CORETYPE={coretype}"
+
+
+def stage_gflops(result, train_size: int, test_size: int) -> dict[str, float]:
+    """GFLOP/s of the solver's Gram and factor stages (and predict, where it recomputes the test kernel).
+
+    Flop counts: the train kernel's lower half n²·d (2·m·n·d more when the test kernel is
+    stored), the Cholesky factorization n³/3 (retries not counted), predict 2·m·n·d.
+    """
+    n, m, d = train_size, test_size, result.feature_dim
+    recomputed = "recomputed" in result.storage
+    rates = {
+        "gram": (n * n * d + (0 if recomputed else 2 * m * n * d)) / result.gram_seconds / 1e9,
+        "factor": n**3 / 3 / result.factor_seconds / 1e9,
+    }
+    if recomputed:
+        rates["predict"] = 2 * m * n * d / result.predict_seconds / 1e9
+    return rates
+
+
+def blas_rates_line(size: int) -> str:
+    """This machine's GEMM/SYRK/TRSM/POTRF GFLOP/s (float32 and float64) on size × size operands, as one line."""
+    from blas_rates import measure
+
+    parts = []
+    for dtype in ("float32", "float64"):
+        rates = measure(dtype, size, repeats=2)
+        parts.append(f"{dtype} " + " ".join(f"{name} {rate:.0f}" for name, rate in rates.items()))
+    return f"BLAS GFLOP/s at {size}: " + "; ".join(parts)

@@ -1,12 +1,9 @@
 """Storage plan: which kernel matrices stay in memory and which go to a temporary file.
 
-A solve holds up to three tiled matrices: the train kernel being factored (lower
-tiles), a pristine copy of it (for residuals, refinement and restarts with jitter)
-and the test×train kernel. When the features can be kept in memory, the copy and
-the test kernel are not stored at all but computed again from the features when
-needed (:class:`harness.kernels.gram.KernelTiles`), and only the factor takes
-room. Otherwise the plan keeps as many matrices as the memory budget allows in
-memory, moving first the test kernel, then the copy, then the factor itself to disk.
+A solve holds three tiled matrices: the train kernel being factored (lower tiles),
+a pristine copy of it (for residuals, refinement and restarts with jitter) and the
+test×train kernel. The plan keeps as many as the memory budget allows in memory,
+moving first the test kernel, then the copy, then the factor itself to disk.
 """
 
 from __future__ import annotations
@@ -40,8 +37,6 @@ class StoragePlan:
     factor_in_memory: bool
     reference_in_memory: bool
     test_in_memory: bool
-    recompute: bool
-    """Whether the copy and the test kernel are recomputed from the features instead of stored."""
     memory_bytes: int
     """Planned peak of the solver's own arrays (stores, scratch tiles, right-hand sides)."""
     disk_bytes: int
@@ -52,49 +47,32 @@ class StoragePlan:
 
     def describe(self, inside: str = "in memory", outside: str = "on disk") -> str:
         """Where each matrix is, ``inside`` or ``outside`` the memory of the budget (e.g. "on the GPU", "in host memory")."""
-        places = {"factor": self.factor_in_memory}
-        if not self.recompute:
-            places.update({"reference": self.reference_in_memory, "test kernel": self.test_in_memory})
+        places = {
+            "factor": self.factor_in_memory,
+            "reference": self.reference_in_memory,
+            "test kernel": self.test_in_memory,
+        }
         where = ", ".join(f"{name} {inside if in_memory else outside}" for name, in_memory in places.items())
-        if self.recompute:
-            where += ", reference and test kernel recomputed from the features"
         return f"{self.dtype.name}, tiles of {self.tile_size}: {where}"
 
 
 _PLACEMENTS = ((True, True, True), (True, True, False), (True, False, False), (False, False, False))
 """(factor, reference, test kernel) in memory, most preferred first."""
-_RECOMPUTED_IN_MEMORY, _RECOMPUTED_ON_DISK = (True, None, None), (False, None, None)
-"""Factor in memory or on disk; reference and test kernel (None) recomputed from the features."""
 
 
 def plan_storage(
-    train_size: int,
-    test_size: int,
-    outputs: int,
-    dtype: str,
-    budget: int,
-    tile_size: int | None = None,
-    feature_bytes: int | None = None,
+    train_size: int, test_size: int, outputs: int, dtype: str, budget: int, tile_size: int | None = None
 ) -> StoragePlan:
     """The most in-memory plan that fits ``budget`` bytes.
 
-    ``feature_bytes`` (the features and their float64 copies; None when the features
-    are not held in memory) allows plans that recompute the copy and the test kernel
-    instead of storing them; they are preferred when they fit. ``dtype="auto"`` then
-    takes float32 (the solver falls back to float64 when refinement does not
-    converge); without them, float64 when its factor fits in memory, float32
-    otherwise. ``tile_size=None`` starts from :data:`DEFAULT_TILE_SIZE` and halves it
-    (down to :data:`MIN_TILE_SIZE`) when only smaller tiles make an out-of-core solve
-    fit. Raises :class:`MemoryBudgetError` when nothing fits.
+    ``dtype="auto"`` takes float64 when its factor fits in memory, float32 otherwise
+    (the solver asks for float32 itself when it can retry in float64).
+    ``tile_size=None`` starts from :data:`DEFAULT_TILE_SIZE` and halves it (down to
+    :data:`MIN_TILE_SIZE`) when only smaller tiles make an out-of-core solve fit.
+    Raises :class:`MemoryBudgetError` when nothing fits.
     """
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
-    if feature_bytes is not None:
-        recompute_dtype = np.dtype("float32" if dtype == "auto" else dtype)
-        placements = (_RECOMPUTED_IN_MEMORY, _RECOMPUTED_ON_DISK)
-        plan = _first_fit(train_size, test_size, outputs, recompute_dtype, budget, tile_size, placements, feature_bytes)
-        if plan is not None:
-            return plan
     if dtype == "auto":
         plan = _first_fit(train_size, test_size, outputs, np.dtype("float64"), budget, tile_size, _PLACEMENTS[:3])
         if plan is not None:
@@ -123,12 +101,10 @@ def check_disk_space(plan: StoragePlan, folder: Path) -> None:
         )
 
 
-def _first_fit(
-    train_size, test_size, outputs, dtype, budget, tile_size, placements, feature_bytes=0
-) -> StoragePlan | None:
+def _first_fit(train_size, test_size, outputs, dtype, budget, tile_size, placements) -> StoragePlan | None:
     for placement in placements:
         for size in _tile_sizes(train_size, tile_size):
-            plan = _plan(train_size, test_size, outputs, dtype, size, placement, feature_bytes)
+            plan = _plan(train_size, test_size, outputs, dtype, size, placement)
             if plan.memory_bytes <= budget:
                 return plan
             if placement[0]:  # smaller tiles barely change an in-memory plan
@@ -145,17 +121,12 @@ def _tile_sizes(train_size: int, tile_size: int | None) -> list[int]:
     return sizes
 
 
-def _plan(train_size, test_size, outputs, dtype, tile_size, placement, feature_bytes=0) -> StoragePlan:
+def _plan(train_size, test_size, outputs, dtype, tile_size, placement) -> StoragePlan:
     factor_in_memory, reference_in_memory, test_in_memory = placement
-    recompute = reference_in_memory is None
     train_grid = TileGrid(train_size, tile_size)
     kernel_bytes = TileLayout(train_grid, train_grid, lower=True).size * dtype.itemsize
     test_bytes = test_size * train_size * dtype.itemsize
-    sizes = {
-        "factor": kernel_bytes,
-        "reference": 0 if recompute else kernel_bytes,
-        "test": 0 if recompute else test_bytes,
-    }
+    sizes = {"factor": kernel_bytes, "reference": kernel_bytes, "test": test_bytes}
     in_memory = {"factor": factor_in_memory, "reference": reference_in_memory, "test": test_in_memory}
     vectors = 8 * (6 * train_size * outputs + 2 * test_size * outputs + train_size + test_size)
     scratch = _WORK_TILES * tile_size * tile_size * 8
@@ -164,9 +135,8 @@ def _plan(train_size, test_size, outputs, dtype, tile_size, placement, feature_b
         dtype=dtype,
         tile_size=tile_size,
         factor_in_memory=factor_in_memory,
-        reference_in_memory=bool(reference_in_memory),
-        test_in_memory=bool(test_in_memory),
-        recompute=recompute,
-        memory_bytes=feature_bytes + vectors + scratch + panel + sum(sizes[name] for name in sizes if in_memory[name]),
+        reference_in_memory=reference_in_memory,
+        test_in_memory=test_in_memory,
+        memory_bytes=vectors + scratch + panel + sum(sizes[name] for name in sizes if in_memory[name]),
         disk_bytes=sum(sizes[name] for name in sizes if not in_memory[name]),
     )

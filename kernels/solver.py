@@ -1,12 +1,9 @@
 """Kernel regression ``(K + λI) α = Y`` by a tiled Cholesky factorization, in or out of core.
 
-:func:`solve_kernel_regression` builds the train kernel from feature blocks,
-factors ``K + λI`` tile by tile (adding jitter on breakdown unless ``strict``),
-solves for all outputs at once with iterative refinement against a pristine ``K``
-(residuals in float64) and predicts ``K_test,train α``. The pristine ``K`` and the
-test kernel are recomputed from the features when those fit in memory as one block
-(:class:`~harness.kernels.sources.RecomputedKernel`), else stored
-(:class:`~harness.kernels.sources.StoredKernel`).
+:func:`solve_kernel_regression` builds the train and test kernels from feature
+blocks, factors ``K + λI`` tile by tile (adding jitter on breakdown unless
+``strict``), solves for all outputs at once with iterative refinement against a
+pristine copy of ``K`` (residuals in float64), and predicts ``K_test,train α``.
 """
 
 from __future__ import annotations
@@ -22,13 +19,25 @@ from pathlib import Path
 import numpy as np
 
 from harness.kernels.backend import get_backend
-from harness.kernels.gram import FeatureBlocks, KernelTiles, check_kernel, pixel_blocks
-from harness.kernels.linalg import NotPositiveDefiniteError, cholesky_operation_count, cholesky_solve, tiled_cholesky
+from harness.kernels.gram import (
+    FeatureBlocks,
+    accumulate_grams,
+    check_kernel,
+    diagonal_mean,
+    pixel_blocks,
+)
+from harness.kernels.linalg import (
+    NotPositiveDefiniteError,
+    cholesky_operation_count,
+    cholesky_solve,
+    matmul,
+    symmetric_matmul,
+    tiled_cholesky,
+)
 from harness.kernels.memory import default_memory_budget, parse_memory_size, peak_rss_bytes
-from harness.kernels.plan import StoragePlan, check_disk_space, plan_storage
+from harness.kernels.plan import DTYPES, StoragePlan, check_disk_space, plan_storage
 from harness.kernels.progress import ProgressCallback, StageProgress
-from harness.kernels.sources import RecomputedKernel, StoredKernel
-from harness.kernels.tiles import FileTileStore, MemoryTileStore, TileGrid, TileLayout, add_to_diagonal
+from harness.kernels.tiles import FileTileStore, MemoryTileStore, TileGrid, TileLayout, add_to_diagonal, copy_tiles
 
 REFINEMENT_TOLERANCE = 1e-10
 """Refinement stops once ‖Y - (K + λI) α‖ / ‖Y‖ is below this."""
@@ -116,15 +125,13 @@ def solve_kernel_regression(
     ``features`` is either the train inputs (with ``x_test`` the test inputs; each
     example is flattened) or feature blocks ``(F_train_b, F_test_b)`` as yielded
     by a feature map. ``bandwidth`` is γ of the gaussian/laplacian kernel.
-    ``dtype`` is the storage of the factor's tiles: "float64", "float32" (refined
-    against float64 residuals) or "auto". When the features are a single block (raw
-    pixels), the residuals are computed against the float64 kernel, recomputed from
-    the features, and neither a copy of ``K`` nor the test kernel is stored; "auto"
-    then factors in float32 and keeps that solution when refinement brings the
-    residual to :data:`REFINEMENT_TOLERANCE`, else solves again in float64. With
-    several feature blocks the kernels are stored, and "auto" takes float64 when its
-    factor fits in memory, float32 otherwise. The dtype used is
-    :attr:`KernelRegressionResult.dtype`.
+    ``dtype`` is the storage of the kernel tiles: "float64", "float32" (refined
+    against float64 residuals) or "auto". For a single feature block (raw pixels),
+    "auto" solves in float32 and, when refinement does not bring the residual to
+    :data:`REFINEMENT_TOLERANCE`, solves again in float64 from the same features
+    (the result's ``dtype`` is the one used; its ``storage`` tells of the retry).
+    With several feature blocks, which are not kept, "auto" takes float64 when its
+    factor fits in memory, float32 otherwise.
     ``memory_budget`` (bytes or e.g. "20GB"; default a share of the available RAM)
     bounds the solver's own arrays; what does not fit goes to memory-mapped files in
     a temporary folder under ``temp_dir``, removed on exit, also on interruption.
@@ -141,58 +148,59 @@ def solve_kernel_regression(
     y = np.asarray(y_onehot, dtype=np.float64)
     if y.ndim != 2 or not np.isfinite(y).all():
         raise ValueError(f"y_onehot must be a finite (n, k) array, got shape {y.shape}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     blocks, expected_blocks = _feature_blocks(features, x_test)
     first = next(blocks, None)
     if first is None:
         raise ValueError("the feature map yielded no feature blocks")
     second = next(blocks, None) if expected_blocks != 1 else None
+    single_block = second is None  # then it is kept, to build the kernels again in float64 if needed
     array_backend = get_backend(backend)
     budget = _default_budget(array_backend) if memory_budget is None else parse_memory_size(memory_budget)
-    feature_bytes = None if second is not None else _feature_bytes(first)
-    plan_for = partial(plan_storage, len(y), len(first[1]), y.shape[1], budget=budget, tile_size=tile_size)
-    plan = plan_for(dtype=dtype, feature_bytes=feature_bytes)
-    if plan.recompute:
-        source = RecomputedKernel(KernelTiles(*first, kernel, bandwidth, array_backend))
-    else:
-        blocks = itertools.chain([first] if second is None else [first, second], blocks)
-        source = StoredKernel(blocks, len(first[1]), expected_blocks, kernel, bandwidth)
-    solve = partial(
+    first_dtype = "float32" if dtype == "auto" and single_block else dtype
+    attempt = partial(
         _solve,
-        source=source,
         y=y,
+        test_size=len(first[1]),
+        kernel=kernel,
+        bandwidth=bandwidth,
         ridge=ridge,
         strict=strict,
+        budget=budget,
+        tile_size=tile_size,
         max_steps=max_refinement_steps,
         backend=array_backend,
         temp_dir=temp_dir,
         progress=progress,
     )
-    outcome = solve(plan)
-    if dtype == "auto" and plan.recompute and plan.dtype == np.float32 and not outcome.converged:
-        float64_plan = plan_for(dtype="float64", feature_bytes=feature_bytes)
-        outcome = solve(float64_plan).after(outcome)
-        plan = float64_plan
+    blocks = iter([first]) if single_block else itertools.chain([first, second], blocks)
+    outcome = attempt(blocks, expected_blocks or (1 if single_block else None), first_dtype)
+    if dtype == "auto" and single_block and not outcome.residual <= REFINEMENT_TOLERANCE:
+        stalled = outcome
+        outcome = attempt(iter([first]), 1, "float64")
+        outcome.add_time(stalled)
+        outcome.storage += f"; float32 refinement stopped at residual {stalled.residual:.1e}, solved again in float64"
 
+    alpha, k_alpha, predictions = outcome.alpha, outcome.k_alpha, outcome.predictions
     xp = array_backend.xp
-    finite = xp.isfinite(outcome.alpha).all() and xp.isfinite(outcome.predictions).all()
-    if not (np.isfinite(outcome.residual) and bool(finite)):
+    if not (np.isfinite(outcome.residual) and bool(xp.isfinite(alpha).all()) and bool(xp.isfinite(predictions).all())):
         raise NonFiniteSolutionError(
-            f"the {plan.dtype.name} solve produced non-finite values (jitter {outcome.jitter:g})"
+            f"the {outcome.dtype} solve produced non-finite values (jitter {outcome.jitter:g})"
         )
-    alpha, k_alpha = outcome.alpha, outcome.k_alpha
     return KernelRegressionResult(
-        predictions=array_backend.to_host(outcome.predictions),
+        predictions=array_backend.to_host(predictions),
         train_predictions=array_backend.to_host(k_alpha),
         alpha=array_backend.to_host(alpha),
         rkhs_norm=float(np.sqrt(max(float((alpha * k_alpha).sum()), 0.0))),
         jitter=outcome.jitter,
         relative_residual=outcome.residual,
         refinement_steps=outcome.steps,
-        dtype=plan.dtype.name,
+        dtype=outcome.dtype,
         backend=array_backend.name,
         device=array_backend.device,
-        storage=_describe(plan, array_backend, outcome.in_host_memory),
-        feature_dim=source.feature_dim,
+        storage=outcome.storage,
+        feature_dim=outcome.feature_dim,
         peak_memory_bytes=peak_rss_bytes(),
         **outcome.seconds,
     )
@@ -200,7 +208,7 @@ def solve_kernel_regression(
 
 @dataclass
 class _Outcome:
-    """What one factor-and-solve attempt produced, and how long its stages took."""
+    """What one build-factor-solve-predict attempt produced, and the seconds of its stages."""
 
     alpha: object
     k_alpha: object
@@ -208,21 +216,36 @@ class _Outcome:
     residual: float
     steps: int
     jitter: float
-    in_host_memory: bool
+    dtype: str
+    storage: str
+    feature_dim: int
     seconds: dict
 
-    @property
-    def converged(self) -> bool:
-        return self.residual <= REFINEMENT_TOLERANCE
-
-    def after(self, earlier: _Outcome) -> _Outcome:
-        """This outcome, with the seconds of an ``earlier`` attempt added to its own."""
+    def add_time(self, earlier: _Outcome) -> None:
+        """Count the seconds of an ``earlier`` attempt in this one's stages."""
         self.seconds = {stage: seconds + earlier.seconds[stage] for stage, seconds in self.seconds.items()}
-        return self
 
 
-def _solve(plan: StoragePlan, *, source, y, ridge, strict, max_steps, backend, temp_dir, progress) -> _Outcome:
-    """Build the factor as ``plan`` says, factor it, solve with refinement and predict."""
+def _solve(
+    blocks,
+    expected_blocks,
+    dtype,
+    *,
+    y,
+    test_size,
+    kernel,
+    bandwidth,
+    ridge,
+    strict,
+    budget,
+    tile_size,
+    max_steps,
+    backend,
+    temp_dir,
+    progress,
+) -> _Outcome:
+    """Plan the storage for ``dtype``, build the kernels from ``blocks``, factor, solve with refinement, predict."""
+    plan = plan_storage(len(y), test_size, y.shape[1], dtype, budget, tile_size)
     # A GPU backend keeps what does not fit on the device in host memory when it fits there.
     in_host_memory = hasattr(backend, "host_store") and plan.disk_bytes <= default_memory_budget()
     seconds = {}
@@ -232,34 +255,32 @@ def _solve(plan: StoragePlan, *, source, y, ridge, strict, max_steps, backend, t
             base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
             check_disk_space(plan, base)
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="harness-kernel-", dir=base)))
-        factor, reference, test = _make_stores(plan, len(y), source.test_size, backend, folder)
+        factor, reference, test = _make_stores(plan, len(y), test_size, backend, folder)
 
         start = time.perf_counter()
-        source.build(factor, reference, test, progress)
+        tiles_per_block = len(factor.layout.tiles) + len(test.layout.tiles)
+        gram_progress = StageProgress(progress, "gram", tiles_per_block * (expected_blocks or 1))
+        sums = accumulate_grams(blocks, factor, test, gram_progress, expected_blocks, kernel, bandwidth, reference)
         seconds["gram_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
-        refill = partial(source.refill, factor, reference)
-        jitter = _factor_with_jitter(factor, refill, ridge, strict, source.mean_diagonal, progress)
+        mean_diagonal = diagonal_mean(kernel, sums.train_sq_norms)
+        jitter = _factor_with_jitter(factor, reference, ridge, strict, mean_diagonal, progress)
         seconds["factor_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
-        product = partial(source.train_product, factor.layout, reference)
         alpha, k_alpha, residual, steps = _refined_solve(
-            factor, product, backend.asarray(y), ridge, max_steps, progress
+            factor, reference, backend.asarray(y), ridge, max_steps, progress
         )
         seconds["solve_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
-        predictions = source.test_product(test, factor.layout, alpha, progress)
+        predictions = matmul(test, alpha, StageProgress(progress, "predict", len(test.layout.tiles)))
         seconds["predict_seconds"] = _elapsed(backend, start)
-    return _Outcome(alpha, k_alpha, predictions, residual, steps, jitter, in_host_memory, seconds)
-
-
-def _feature_bytes(block) -> int:
-    """Memory for keeping a single feature block: the arrays, float32 and float64 copies."""
-    train, test = block
-    return (train.size + test.size) * (train.dtype.itemsize + 4 + 8)
+    storage = _describe(plan, backend, in_host_memory)
+    return _Outcome(
+        alpha, k_alpha, predictions, residual, steps, jitter, plan.dtype.name, storage, sums.feature_dim, seconds
+    )
 
 
 def _feature_blocks(features, x_test):
@@ -296,7 +317,7 @@ def _describe(plan: StoragePlan, backend, in_host_memory: bool) -> str:
 
 def _make_stores(plan: StoragePlan, train_size: int, test_size: int, backend, folder: Path | None):
     """The factor, reference and test-kernel stores: in memory, in ``folder``, or (without a folder)
-    in the backend's host stores, as the plan says; reference and test are None when recomputed."""
+    in the backend's host stores, as the plan says."""
     train_grid, test_grid = TileGrid(train_size, plan.tile_size), TileGrid(test_size, plan.tile_size)
     train_layout = TileLayout(train_grid, train_grid, lower=True)
 
@@ -307,20 +328,15 @@ def _make_stores(plan: StoragePlan, train_size: int, test_size: int, backend, fo
             return backend.host_store(layout, plan.dtype)
         return FileTileStore(layout, plan.dtype, backend, folder / f"{name}.tiles")
 
-    factor = store(train_layout, plan.factor_in_memory, "factor")
-    if plan.recompute:
-        return factor, None, None
     return (
-        factor,
+        store(train_layout, plan.factor_in_memory, "factor"),
         store(train_layout, plan.reference_in_memory, "reference"),
         store(TileLayout(test_grid, train_grid), plan.test_in_memory, "test"),
     )
 
 
-def _factor_with_jitter(factor, refill, ridge, strict, mean_diagonal, callback) -> float:
+def _factor_with_jitter(factor, reference, ridge, strict, mean_diagonal, callback) -> float:
     """Factor ``K + (ridge + jitter) I`` in place; return the jitter (0 unless a breakdown forced one).
-
-    ``refill()`` writes ``K`` into ``factor`` again before a retry with more jitter.
 
     A backend with its own ``tiled_cholesky`` (the GPU's, which also streams host tiles) is used instead.
     """
@@ -339,24 +355,23 @@ def _factor_with_jitter(factor, refill, ridge, strict, mean_diagonal, callback) 
             jitter = 10 * jitter if jitter else mean_diagonal * max(FIRST_JITTER, float(np.finfo(factor.dtype).eps))
             if jitter > MAX_JITTER * mean_diagonal:
                 raise NotPositiveDefiniteError(error.row, error.size, factor.dtype, jitter / 10) from None
-        refill()
+        copy_tiles(reference, factor)
         add_to_diagonal(factor, ridge + jitter)
         stage.restart()
 
 
-def _refined_solve(factor, kernel_product, y, ridge, max_steps, callback):
+def _refined_solve(factor, reference, y, ridge, max_steps, callback):
     """``α`` with iterative refinement: ``α += (L Lᵀ)⁻¹ (Y - (K + λI) α)`` while the residual halves.
 
-    ``kernel_product(x, progress)`` is ``K x`` in float64, one progress step per lower tile.
     Returns ``(α, K α, relative residual, accepted refinement steps)``.
     """
     xp = factor.backend.xp
-    pass_steps = 3 * len(factor.layout.tiles)
+    pass_steps = 2 * len(factor.layout.tiles) + len(reference.layout.tiles)
     stage = StageProgress(callback, "solve", pass_steps)
     y_norm = float(xp.linalg.norm(y))
 
     def evaluate(alpha):
-        k_alpha = kernel_product(alpha, stage)
+        k_alpha = symmetric_matmul(reference, alpha, stage)
         residual = y - k_alpha - ridge * alpha
         return k_alpha, residual, float(xp.linalg.norm(residual)) / y_norm
 
