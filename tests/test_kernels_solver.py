@@ -297,3 +297,20 @@ def test_schema_has_the_run_columns_each_described():
     for field in KERNEL_RUNS_SCHEMA:
         assert field.metadata[b"description"].strip()
     assert pa.types.is_timestamp(KERNEL_RUNS_SCHEMA.field("started_at").type)
+
+
+@pytest.mark.slow
+def test_auto_dtype_on_mnist_gives_the_float64_solution(mnist_root):
+    from harness.plugins.datasets import load_mnist
+
+    data = load_mnist(mnist_root, download=False)
+    x_train = data.x_train[:5000].reshape(5000, -1) / np.float32(255)
+    x_test = data.x_test[:1000].reshape(1000, -1) / np.float32(255)
+    y = np.eye(10)[data.y_train[:5000]]
+    options = dict(kernel="gaussian", bandwidth=0.02)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)
+    float64 = solve_kernel_regression(x_train, y, x_test, dtype="float64", **options)
+
+    assert auto.dtype == "float32" and auto.relative_residual < 1e-10
+    assert auto.rkhs_norm == pytest.approx(float64.rkhs_norm, rel=1e-6)
+    assert auto.test_error(data.y_test[:1000]) == float64.test_error(data.y_test[:1000])
