@@ -59,3 +59,27 @@ def blas_report() -> str:
     ]
     coretype = os.environ.get("OPENBLAS_CORETYPE", "unset")
     return f"BLAS: {'; '.join(libraries)}; OPENBLAS_CORETYPE={coretype}"
+
+
+def stage_gflops(result, train_size: int, test_size: int) -> dict[str, float]:
+    """GFLOP/s of the solver's Gram and factor stages.
+
+    Flop counts: the Gram stage n²·d (the train kernel's lower half) plus 2·m·n·d (the
+    test kernel), the Cholesky factorization n³/3 (a retry with jitter not counted).
+    """
+    n, m, d = train_size, test_size, result.feature_dim
+    return {
+        "gram": (n * n * d + 2 * m * n * d) / result.gram_seconds / 1e9,
+        "factor": n**3 / 3 / result.factor_seconds / 1e9,
+    }
+
+
+def blas_rates_line(size: int) -> str:
+    """This machine's GEMM/SYRK/TRSM/POTRF GFLOP/s (float32 and float64) on size × size operands, as one line."""
+    from blas_rates import measure
+
+    parts = []
+    for dtype in ("float32", "float64"):
+        rates = measure(dtype, size, repeats=2)
+        parts.append(f"{dtype} " + " ".join(f"{name} {rate:.0f}" for name, rate in rates.items()))
+    return f"BLAS GFLOP/s at {size}: " + "; ".join(parts)

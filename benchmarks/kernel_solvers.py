@@ -1,8 +1,10 @@
 """Benchmark: our tiled kernel solver vs scikit-learn KernelRidge and scipy.linalg.solve on MNIST.
 
 Gaussian kernel exp(-γ‖x-y‖²), γ=0.02, on pixels/255, interpolation (ridge 0, or a
-tiny one for KernelRidge). Each method runs in its own subprocess so its peak RSS is
-its own. Prints a table; with --out also writes kernel_solvers.csv and .md there.
+tiny one for KernelRidge). ``ours-auto`` is the solver's default (what ``harness
+kernel`` runs). Each method runs in its own subprocess so its peak RSS is its own.
+Prints this machine's BLAS rates, then a table with our stages' GFLOP/s beside
+them; with --out also writes kernel_solvers.csv and .md there.
 
 NumPy's bundled OpenBLAS (0.3.31.dev, SkylakeX kernels, 2 threads) crashes in the
 ``X @ X.T`` (syrk) that scikit-learn's rbf_kernel calls once n reaches about 16,000;
@@ -25,14 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import scipy.linalg
-from kernel_mnist import blas_report, data_root, load_mnist
+from kernel_mnist import blas_rates_line, blas_report, data_root, load_mnist, stage_gflops
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import rbf_kernel
 
 from harness.kernels import solve_kernel_regression
 from harness.kernels.memory import peak_rss_bytes
 
-METHODS = ("ours-float64", "ours-float32", "sklearn", "scipy")
+METHODS = ("ours-auto", "ours-float64", "ours-float32", "sklearn", "scipy")
 REFERENCE = "scipy"
 
 
@@ -43,11 +45,15 @@ def run_method(method: str, x_train, y_train, x_test, gamma: float):
         result = solve_kernel_regression(
             x_train, onehot, x_test, kernel="gaussian", bandwidth=gamma, dtype=method.split("-")[1]
         )
+        rates = stage_gflops(result, len(x_train), len(x_test))
         extra = {
+            "dtype": result.dtype,
             "relative_residual": result.relative_residual,
+            "refinement_steps": result.refinement_steps,
             "rkhs_norm": result.rkhs_norm,
             "stages": f"gram {result.gram_seconds:.1f}s, factor {result.factor_seconds:.1f}s, "
             f"solve {result.solve_seconds:.1f}s, predict {result.predict_seconds:.1f}s",
+            "gflops": ", ".join(f"{stage} {rate:.0f}" for stage, rate in rates.items()),
         }
         return result.predictions, extra
     x_train, x_test = x_train.astype(np.float64), x_test.astype(np.float64)
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.02)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", type=Path, help="folder for kernel_solvers.csv and kernel_solvers.md")
+    parser.add_argument("--blas-size", type=int, default=2048, help="operand size of the BLAS rate measurement")
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--train-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--scores", help=argparse.SUPPRESS)
@@ -115,6 +122,7 @@ def main() -> None:
         return worker(args)
 
     print(blas_report(), flush=True)
+    print(blas_rates_line(args.blas_size), flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="kernel-bench-") as folder:
         for size in args.sizes:
@@ -141,7 +149,7 @@ def _row(result: dict, results: dict, reference) -> dict:
             row[f"speedup_vs_{other}"] = round(results[other]["seconds"] / result["seconds"], 2)
     if reference is not None:
         row["max_abs_diff_vs_scipy"] = float(np.abs(np.load(result["scores"]) - np.load(reference)).max())
-    for key in ("relative_residual", "rkhs_norm", "stages"):
+    for key in ("dtype", "relative_residual", "refinement_steps", "rkhs_norm", "stages", "gflops"):
         if key in result:
             row[key] = result[key]
     return row

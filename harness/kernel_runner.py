@@ -43,7 +43,7 @@ class KernelConfig:
     corruption: str = "none"
     corrupt_prob: float = 1.0
     seed: int = 0
-    dtype: str = "float64"
+    dtype: str = "auto"
 
     @property
     def run_id(self) -> str:

@@ -4,8 +4,8 @@ A feature map yields pairs ``(F_train_b, F_test_b)``: float32 arrays of shape
 (n, d_b) and (m, d_b) for successive blocks of feature dimensions; raw pixels
 are a single block. :func:`accumulate_grams` sums the linear Grams
 ``F_train F_trainᵀ`` (lower tiles) and ``F_test F_trainᵀ`` and the squared row
-norms over the blocks, so the full feature matrix is never held.
-:func:`apply_kernel` then turns a Gram tile into a kernel tile:
+norms over the blocks, so the full feature matrix is never held, and with the
+last block :func:`apply_kernel` turns each Gram tile into a kernel tile:
 
 - ``linear``:    k(x, y) = x·y
 - ``gaussian``:  k(x, y) = exp(-γ ‖x - y‖²)
@@ -90,66 +90,61 @@ def accumulate_grams(
     test: TileStore,
     progress: StageProgress | None = None,
     expected_blocks: int | None = None,
+    kernel: str = "linear",
+    bandwidth: float | None = None,
+    reference: TileStore | None = None,
 ) -> GramSums:
-    """Sum ``F_train F_trainᵀ`` into ``train`` (lower tiles) and ``F_test F_trainᵀ`` into ``test``.
+    """Build the ``kernel`` matrices: ``k(F_train, F_train)`` into ``train`` (lower tiles) and
+    ``k(F_test, F_train)`` into ``test``, summing the linear Grams over the feature blocks.
 
-    Each block is cast to the stores' dtype once; the tiles are computed by
-    GEMMs on tile-high strips of its rows. ``expected_blocks`` (when known)
-    sizes the progress total; otherwise the total grows block by block.
+    Each block is cast to the stores' dtype once; the tiles are computed by GEMMs on
+    tile-high strips of its rows. With the last block, each tile gets the kernel's
+    epilogue (:func:`apply_kernel`, or the backend's own) right after its GEMM and a
+    train tile is copied to ``reference`` (when given), so the matrices are written
+    once. The iterator is read one block ahead to know the last one.
+    ``expected_blocks`` (when known) sizes the progress total; otherwise the total
+    grows block by block.
     """
     backend = train.backend
     xp = backend.xp
+    epilogue = getattr(backend, "apply_kernel", None) or partial(apply_kernel, xp=xp)
     train_rows, test_rows = train.layout.rows, test.layout.rows
     tiles_per_block = len(train.layout.tiles) + len(test.layout.tiles)
     sums = GramSums(xp.zeros(train_rows.size), xp.zeros(test_rows.size), 0, 0)
-    for f_train, f_test in blocks:
+    blocks = iter(blocks)
+    block = next(blocks, None)
+    if block is None:
+        raise ValueError("the feature map yielded no feature blocks")
+    while block is not None:
+        f_train, f_test = block
         _check_block(f_train, f_test, train_rows.size, test_rows.size, sums.blocks)
         if progress is not None and sums.blocks >= (expected_blocks or 1):
             progress.extend(tiles_per_block)
         f_train = backend.asarray(f_train, dtype=train.dtype)
         f_test = backend.asarray(f_test, dtype=train.dtype)
-        beta = 1.0 if sums.blocks else 0.0
-        for store, rows, features in ((train, train_rows, f_train), (test, test_rows, f_test)):
-            for i, j in store.layout.tiles:
-                with store.modify(i, j) as tile:
-                    backend.gemm_update(tile, features[rows.span(i)], f_train[train_rows.span(j)], alpha=1.0, beta=beta)
-                advance(progress)
         sums.train_sq_norms += _sq_norms(f_train, train_rows, xp)
         sums.test_sq_norms += _sq_norms(f_test, test_rows, xp)
         sums.feature_dim += f_train.shape[1]
+        beta = 1.0 if sums.blocks else 0.0
         sums.blocks += 1
-    if not sums.blocks:
-        raise ValueError("the feature map yielded no feature blocks")
+        block = next(blocks, None)
+        last = block is None
+        for store, rows, features, norms in (
+            (train, train_rows, f_train, sums.train_sq_norms),
+            (test, test_rows, f_test, sums.test_sq_norms),
+        ):
+            for i, j in store.layout.tiles:
+                with store.modify(i, j) as tile:
+                    backend.gemm_update(tile, features[rows.span(i)], f_train[train_rows.span(j)], alpha=1.0, beta=beta)
+                    if last:
+                        same_points = store is train and i == j
+                        col_norms = sums.train_sq_norms[train_rows.span(j)]
+                        epilogue(tile, norms[rows.span(i)], col_norms, kernel, bandwidth, same_points=same_points)
+                        if store is train and reference is not None:
+                            reference.write(i, j, tile)
+                advance(progress)
+        del f_train, f_test
     return sums
-
-
-def finish_kernels(
-    sums: GramSums,
-    train: TileStore,
-    test: TileStore,
-    reference: TileStore,
-    kernel: str,
-    bandwidth: float | None,
-    progress: StageProgress | None = None,
-) -> None:
-    """Turn the accumulated Grams into kernel matrices in place and copy the train kernel to ``reference``.
-
-    A backend with its own ``apply_kernel`` (the GPU's fused kernel) is used instead of :func:`apply_kernel`.
-    """
-    backend = train.backend
-    epilogue = getattr(backend, "apply_kernel", None) or partial(apply_kernel, xp=backend.xp)
-    train_rows, test_rows = train.layout.rows, test.layout.rows
-    for i, j in train.layout.tiles:
-        with train.modify(i, j) as tile:
-            norms_i, norms_j = sums.train_sq_norms[train_rows.span(i)], sums.train_sq_norms[train_rows.span(j)]
-            epilogue(tile, norms_i, norms_j, kernel, bandwidth, same_points=i == j)
-        reference.write(i, j, tile)
-        advance(progress)
-    for i, j in test.layout.tiles:
-        with test.modify(i, j) as tile:
-            norms_i, norms_j = sums.test_sq_norms[test_rows.span(i)], sums.train_sq_norms[train_rows.span(j)]
-            epilogue(tile, norms_i, norms_j, kernel, bandwidth)
-        advance(progress)
 
 
 def _sq_norms(features, rows, xp):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
-DEFAULT_BUDGET_FRACTION = 0.75
-"""Share of the currently available RAM used when no budget is given."""
+DEFAULT_BUDGET_FRACTION = 0.5
+"""Share of the currently available RAM used when no budget is given; the rest is left to the page
+cache, which serves the tiles kept in temporary files (the pristine copy of a large kernel)."""
 
 _UNITS = {
     "": 1,

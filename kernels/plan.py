@@ -66,7 +66,8 @@ def plan_storage(
 ) -> StoragePlan:
     """The most in-memory plan that fits ``budget`` bytes.
 
-    ``dtype="auto"`` takes float64 when its factor fits in memory, float32 otherwise.
+    ``dtype="auto"`` takes float64 when its factor fits in memory, float32 otherwise
+    (the solver asks for float32 itself when it can retry in float64).
     ``tile_size=None`` starts from :data:`DEFAULT_TILE_SIZE` and halves it (down to
     :data:`MIN_TILE_SIZE`) when only smaller tiles make an out-of-core solve fit.
     Raises :class:`MemoryBudgetError` when nothing fits.

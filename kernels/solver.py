@@ -13,6 +13,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,6 @@ from harness.kernels.gram import (
     accumulate_grams,
     check_kernel,
     diagonal_mean,
-    finish_kernels,
     pixel_blocks,
 )
 from harness.kernels.linalg import (
@@ -36,7 +36,7 @@ from harness.kernels.linalg import (
     tiled_cholesky,
 )
 from harness.kernels.memory import default_memory_budget, parse_memory_size, peak_rss_bytes
-from harness.kernels.plan import StoragePlan, check_disk_space, plan_storage
+from harness.kernels.plan import DTYPES, StoragePlan, check_disk_space, plan_storage
 from harness.kernels.progress import ProgressCallback, StageProgress
 from harness.kernels.tiles import FileTileStore, MemoryTileStore, TileGrid, TileLayout, add_to_diagonal, copy_tiles
 
@@ -112,7 +112,7 @@ def solve_kernel_regression(
     kernel: str = "gaussian",
     bandwidth: float | None = None,
     ridge: float = 0.0,
-    dtype: str = "float64",
+    dtype: str = "auto",
     memory_budget: int | str | None = None,
     strict: bool = False,
     tile_size: int | None = None,
@@ -127,7 +127,12 @@ def solve_kernel_regression(
     example is flattened) or feature blocks ``(F_train_b, F_test_b)`` as yielded
     by a feature map. ``bandwidth`` is γ of the gaussian/laplacian kernel.
     ``dtype`` is the storage of the kernel tiles: "float64", "float32" (refined
-    against float64 residuals) or "auto" (float64 when its factor fits in memory).
+    against float64 residuals) or "auto". For a single feature block (raw pixels),
+    "auto" solves in float32 and, when refinement does not bring the residual to
+    :data:`REFINEMENT_TOLERANCE`, solves again in float64 from the same features
+    (the result's ``dtype`` is the one used; its ``storage`` tells of the retry).
+    With several feature blocks, which are not kept, "auto" takes float64 when its
+    factor fits in memory, float32 otherwise.
     ``memory_budget`` (bytes or e.g. "20GB"; default a share of the available RAM)
     bounds the solver's own arrays; what does not fit goes to memory-mapped files in
     a temporary folder under ``temp_dir``, removed on exit, also on interruption.
@@ -144,68 +149,138 @@ def solve_kernel_regression(
     y = np.asarray(y_onehot, dtype=np.float64)
     if y.ndim != 2 or not np.isfinite(y).all():
         raise ValueError(f"y_onehot must be a finite (n, k) array, got shape {y.shape}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     blocks, expected_blocks = _feature_blocks(features, x_test)
     first = next(blocks, None)
     if first is None:
         raise ValueError("the feature map yielded no feature blocks")
-    blocks = itertools.chain([first], blocks)
+    second = next(blocks, None) if expected_blocks != 1 else None
+    single_block = second is None  # then it is kept, to build the kernels again in float64 if needed
     array_backend = get_backend(backend)
     budget = _default_budget(array_backend) if memory_budget is None else parse_memory_size(memory_budget)
-    plan = plan_storage(len(y), len(first[1]), y.shape[1], dtype, budget, tile_size)
+    first_dtype = "float32" if dtype == "auto" and single_block else dtype
+    attempt = partial(
+        _solve,
+        y=y,
+        test_size=len(first[1]),
+        kernel=kernel,
+        bandwidth=bandwidth,
+        ridge=ridge,
+        strict=strict,
+        budget=budget,
+        tile_size=tile_size,
+        max_steps=max_refinement_steps,
+        backend=array_backend,
+        temp_dir=temp_dir,
+        progress=progress,
+    )
+    blocks = iter([first]) if single_block else itertools.chain([first, second], blocks)
+    outcome = attempt(blocks, expected_blocks or (1 if single_block else None), first_dtype)
+    if dtype == "auto" and single_block and not outcome.residual <= REFINEMENT_TOLERANCE:
+        stalled = outcome
+        outcome = attempt(iter([first]), 1, "float64")
+        outcome.add_time(stalled)
+        outcome.storage += f"; float32 refinement stopped at residual {stalled.residual:.1e}, solved again in float64"
+
+    alpha, k_alpha, predictions = outcome.alpha, outcome.k_alpha, outcome.predictions
+    xp = array_backend.xp
+    if not (np.isfinite(outcome.residual) and bool(xp.isfinite(alpha).all()) and bool(xp.isfinite(predictions).all())):
+        raise NonFiniteSolutionError(
+            f"the {outcome.dtype} solve produced non-finite values (jitter {outcome.jitter:g})"
+        )
+    return KernelRegressionResult(
+        predictions=array_backend.to_host(predictions),
+        train_predictions=array_backend.to_host(k_alpha),
+        alpha=array_backend.to_host(alpha),
+        rkhs_norm=float(np.sqrt(max(float((alpha * k_alpha).sum()), 0.0))),
+        jitter=outcome.jitter,
+        relative_residual=outcome.residual,
+        refinement_steps=outcome.steps,
+        dtype=outcome.dtype,
+        backend=array_backend.name,
+        device=array_backend.device,
+        storage=outcome.storage,
+        feature_dim=outcome.feature_dim,
+        peak_memory_bytes=peak_rss_bytes(),
+        **outcome.seconds,
+    )
+
+
+@dataclass
+class _Outcome:
+    """What one build-factor-solve-predict attempt produced, and the seconds of its stages."""
+
+    alpha: object
+    k_alpha: object
+    predictions: object
+    residual: float
+    steps: int
+    jitter: float
+    dtype: str
+    storage: str
+    feature_dim: int
+    seconds: dict
+
+    def add_time(self, earlier: _Outcome) -> None:
+        """Count the seconds of an ``earlier`` attempt in this one's stages."""
+        self.seconds = {stage: seconds + earlier.seconds[stage] for stage, seconds in self.seconds.items()}
+
+
+def _solve(
+    blocks,
+    expected_blocks,
+    dtype,
+    *,
+    y,
+    test_size,
+    kernel,
+    bandwidth,
+    ridge,
+    strict,
+    budget,
+    tile_size,
+    max_steps,
+    backend,
+    temp_dir,
+    progress,
+) -> _Outcome:
+    """Plan the storage for ``dtype``, build the kernels from ``blocks``, factor, solve with refinement, predict."""
+    plan = plan_storage(len(y), test_size, y.shape[1], dtype, budget, tile_size)
     # A GPU backend keeps what does not fit on the device in host memory when it fits there.
-    in_host_memory = hasattr(array_backend, "host_store") and plan.disk_bytes <= default_memory_budget()
+    in_host_memory = hasattr(backend, "host_store") and plan.disk_bytes <= default_memory_budget()
+    seconds = {}
     with ExitStack() as cleanup:
         folder = None
         if plan.disk_bytes and not in_host_memory:
             base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
             check_disk_space(plan, base)
             folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="harness-kernel-", dir=base)))
-        factor, reference, test = _make_stores(plan, len(y), len(first[1]), array_backend, folder)
+        factor, reference, test = _make_stores(plan, len(y), test_size, backend, folder)
 
         start = time.perf_counter()
         tiles_per_block = len(factor.layout.tiles) + len(test.layout.tiles)
-        gram_progress = StageProgress(progress, "gram", tiles_per_block * ((expected_blocks or 1) + 1))
-        sums = accumulate_grams(blocks, factor, test, gram_progress, expected_blocks)
-        finish_kernels(sums, factor, test, reference, kernel, bandwidth, gram_progress)
-        gram_seconds = _elapsed(array_backend, start)
+        gram_progress = StageProgress(progress, "gram", tiles_per_block * (expected_blocks or 1))
+        sums = accumulate_grams(blocks, factor, test, gram_progress, expected_blocks, kernel, bandwidth, reference)
+        seconds["gram_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
         mean_diagonal = diagonal_mean(kernel, sums.train_sq_norms)
         jitter = _factor_with_jitter(factor, reference, ridge, strict, mean_diagonal, progress)
-        factor_seconds = _elapsed(array_backend, start)
+        seconds["factor_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
-        y_backend = array_backend.asarray(y)
         alpha, k_alpha, residual, steps = _refined_solve(
-            factor, reference, y_backend, ridge, max_refinement_steps, progress
+            factor, reference, backend.asarray(y), ridge, max_steps, progress
         )
-        solve_seconds = _elapsed(array_backend, start)
+        seconds["solve_seconds"] = _elapsed(backend, start)
 
         start = time.perf_counter()
         predictions = matmul(test, alpha, StageProgress(progress, "predict", len(test.layout.tiles)))
-        predict_seconds = _elapsed(array_backend, start)
-
-    xp = array_backend.xp
-    if not (np.isfinite(residual) and bool(xp.isfinite(alpha).all()) and bool(xp.isfinite(predictions).all())):
-        raise NonFiniteSolutionError(f"the {plan.dtype.name} solve produced non-finite values (jitter {jitter:g})")
-    return KernelRegressionResult(
-        predictions=array_backend.to_host(predictions),
-        train_predictions=array_backend.to_host(k_alpha),
-        alpha=array_backend.to_host(alpha),
-        rkhs_norm=float(np.sqrt(max(float((alpha * k_alpha).sum()), 0.0))),
-        jitter=jitter,
-        relative_residual=residual,
-        refinement_steps=steps,
-        dtype=plan.dtype.name,
-        backend=array_backend.name,
-        device=array_backend.device,
-        storage=_describe(plan, array_backend, in_host_memory),
-        feature_dim=sums.feature_dim,
-        gram_seconds=gram_seconds,
-        factor_seconds=factor_seconds,
-        solve_seconds=solve_seconds,
-        predict_seconds=predict_seconds,
-        peak_memory_bytes=peak_rss_bytes(),
+        seconds["predict_seconds"] = _elapsed(backend, start)
+    storage = _describe(plan, backend, in_host_memory)
+    return _Outcome(
+        alpha, k_alpha, predictions, residual, steps, jitter, plan.dtype.name, storage, sums.feature_dim, seconds
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from harness.kernels.backend import NumpyBackend
-from harness.kernels.gram import accumulate_grams, finish_kernels, pixel_blocks
+from harness.kernels.gram import accumulate_grams, pixel_blocks
 from harness.kernels.progress import StageProgress
 from harness.kernels.tiles import FileTileStore, MemoryTileStore, TileGrid, TileLayout
 
@@ -61,8 +61,7 @@ def test_feature_blocks_match_concatenated_features(kernel, bandwidth, in_memory
     blocks = zip(split_columns(x_train, [10, 7, 8]), split_columns(x_test, [10, 7, 8]))
     train, reference, test = make_stores(np.float64, in_memory, tmp_path)
 
-    sums = accumulate_grams(iter(blocks), train, test)
-    finish_kernels(sums, train, test, reference, kernel, bandwidth)
+    sums = accumulate_grams(iter(blocks), train, test, kernel=kernel, bandwidth=bandwidth, reference=reference)
 
     assert sums.feature_dim == 25 and sums.blocks == 3
     np.testing.assert_allclose(dense(train), direct_kernel(x_train, x_train, kernel, bandwidth), rtol=1e-10, atol=1e-12)
@@ -76,8 +75,9 @@ def test_float32_tiles_and_exact_unit_diagonal():
     x_test = rng.random((TEST, 784), dtype=np.float32)
     train, reference, test = make_stores(np.float32, True, None)
 
-    sums = accumulate_grams(iter(pixel_blocks(x_train, x_test)), train, test)
-    finish_kernels(sums, train, test, reference, "laplacian", 0.1)
+    accumulate_grams(
+        iter(pixel_blocks(x_train, x_test)), train, test, kernel="laplacian", bandwidth=0.1, reference=reference
+    )
 
     assert train.read(0, 0).dtype == np.float32
     np.testing.assert_array_equal(np.diag(dense(train)), 1.0)
@@ -90,13 +90,12 @@ def test_gram_progress_grows_with_blocks_of_unknown_number():
     train, reference, test = make_stores(np.float64, True, None)
     reports = []
     tiles = len(train.layout.tiles) + len(test.layout.tiles)
-    progress = StageProgress(lambda *report: reports.append(report), "gram", 2 * tiles)
+    progress = StageProgress(lambda *report: reports.append(report), "gram", tiles)
 
     blocks = ((x_train[:, [c]], x_test[:, [c]]) for c in range(6))
-    sums = accumulate_grams(blocks, train, test, progress)
-    finish_kernels(sums, train, test, reference, "linear", None, progress)
+    accumulate_grams(blocks, train, test, progress, reference=reference)
 
-    assert reports[-1] == ("gram", 7 * tiles, 7 * tiles)
+    assert reports[-1] == ("gram", 6 * tiles, 6 * tiles)
     assert all(done <= total for _, done, total in reports)
 
 

@@ -74,7 +74,7 @@ def test_gaussian_kernel_interpolates_random_labels():
     x_train, x_test = rng.random((300, 30)), rng.random((50, 30))
     labels = rng.integers(0, CLASSES, 300)
     result = solve_kernel_regression(
-        x_train, np.eye(CLASSES)[labels], x_test, kernel="gaussian", bandwidth=0.5, tile_size=128
+        x_train, np.eye(CLASSES)[labels], x_test, kernel="gaussian", bandwidth=0.5, tile_size=128, dtype="float64"
     )
 
     assert result.train_error(labels) == 0.0
@@ -123,6 +123,41 @@ def test_too_small_budget_fails_before_writing_anything(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_auto_dtype_keeps_float32_when_refinement_converges():
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.random((300, 30)), rng.random((50, 30))
+    y = np.eye(CLASSES)[rng.integers(0, CLASSES, 300)]
+    options = dict(kernel="gaussian", bandwidth=0.5, tile_size=128)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)
+    float64 = solve_kernel_regression(x_train, y, x_test, dtype="float64", **options)
+    assert auto.dtype == "float32" and auto.refinement_steps > 0 and auto.relative_residual < 1e-10
+    assert "factored again" not in auto.storage
+    assert auto.rkhs_norm == pytest.approx(float64.rkhs_norm, rel=1e-6)
+    np.testing.assert_allclose(auto.predictions, float64.predictions, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_auto_dtype_solves_again_in_float64_when_float32_refinement_stalls(in_memory, tmp_path):
+    rng = np.random.default_rng(5)
+    x_train, x_test = rng.random((300, 30)), rng.random((50, 30))
+    y = np.eye(CLASSES)[rng.integers(0, CLASSES, 300)]
+    float64_in_memory = plan_storage(300, 50, CLASSES, "float64", 10**12, 128).memory_bytes
+    budget = None if in_memory else float64_in_memory - 1
+    options = dict(kernel="linear", ridge=1e-5, tile_size=128, temp_dir=tmp_path, memory_budget=budget)
+    float32 = solve_kernel_regression(x_train, y, x_test, dtype="float32", **options)
+    float64 = solve_kernel_regression(x_train, y, x_test, dtype="float64", **options)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)  # rank 30 plus a ridge: condition near 1e8
+
+    assert float32.relative_residual > 1e-4 and float64.relative_residual < 1e-6
+    assert auto.dtype == "float64" and auto.relative_residual == float64.relative_residual
+    assert auto.storage == f"{float64.storage}; float32 refinement stopped at residual " + (
+        f"{float32.relative_residual:.1e}, solved again in float64"
+    )
+    assert ("on disk" in auto.storage) != in_memory
+    np.testing.assert_array_equal(auto.predictions, float64.predictions)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_auto_dtype_prefers_float64_and_falls_back_to_float32():
     n, m, k = 20_000, 10_000, 10
     float64_in_memory = plan_storage(n, m, k, "float64", budget=10**12)
@@ -151,6 +186,7 @@ def test_interrupt_removes_the_temporary_files(tmp_path):
             ridge=1.0,
             tile_size=64,
             memory_budget=OUT_OF_CORE_BUDGET["float64"],
+            dtype="float64",
             temp_dir=tmp_path,
             progress=interrupt,
         )
@@ -182,10 +218,12 @@ def test_progress_reports_every_stage_to_completion():
 def test_feature_blocks_give_the_same_solution_as_pixels():
     x_train, x_test, y = integer_problem()
     from_pixels = solve_kernel_regression(
-        x_train, y, x_test, kernel="gaussian", bandwidth=0.01, ridge=0.1, tile_size=64
+        x_train, y, x_test, kernel="gaussian", bandwidth=0.01, ridge=0.1, tile_size=64, dtype="float64"
     )
     blocks = ((x_train[:, c : c + 16], x_test[:, c : c + 16]) for c in range(0, 60, 16))
-    from_blocks = solve_kernel_regression(blocks, y, kernel="gaussian", bandwidth=0.01, ridge=0.1, tile_size=64)
+    from_blocks = solve_kernel_regression(
+        blocks, y, kernel="gaussian", bandwidth=0.01, ridge=0.1, tile_size=64, dtype="float64"
+    )
     assert from_blocks.feature_dim == 60
     np.testing.assert_allclose(from_blocks.predictions, from_pixels.predictions, rtol=1e-9, atol=1e-12)
 
@@ -259,3 +297,20 @@ def test_schema_has_the_run_columns_each_described():
     for field in KERNEL_RUNS_SCHEMA:
         assert field.metadata[b"description"].strip()
     assert pa.types.is_timestamp(KERNEL_RUNS_SCHEMA.field("started_at").type)
+
+
+@pytest.mark.slow
+def test_auto_dtype_on_mnist_gives_the_float64_solution(mnist_root):
+    from harness.plugins.datasets import load_mnist
+
+    data = load_mnist(mnist_root, download=False)
+    x_train = data.x_train[:5000].reshape(5000, -1) / np.float32(255)
+    x_test = data.x_test[:1000].reshape(1000, -1) / np.float32(255)
+    y = np.eye(10)[data.y_train[:5000]]
+    options = dict(kernel="gaussian", bandwidth=0.02)
+    auto = solve_kernel_regression(x_train, y, x_test, **options)
+    float64 = solve_kernel_regression(x_train, y, x_test, dtype="float64", **options)
+
+    assert auto.dtype == "float32" and auto.relative_residual < 1e-10
+    assert auto.rkhs_norm == pytest.approx(float64.rkhs_norm, rel=1e-6)
+    assert auto.test_error(data.y_test[:1000]) == float64.test_error(data.y_test[:1000])

@@ -64,7 +64,7 @@ def kernel_command(
     corruption: str = typer.Option("none", help="Corruption plugin, as for `harness run`."),
     corrupt_prob: float = typer.Option(1.0),
     seed: int = typer.Option(0, help="Seed of the corruption and of random feature maps."),
-    dtype: str = typer.Option("float64", help="Kernel storage: float64, float32 (with float64 refinement) or auto."),
+    dtype: str = typer.Option("auto", help="Kernel storage: float64, float32 (with float64 refinement) or auto."),
     memory_budget: str | None = typer.Option(None, help="e.g. 20GB (default: a safe share of available RAM)."),
     strict: bool = typer.Option(False, help="Stop when K is not numerically positive definite instead of adding jitter."),
     device: str = DeviceOption,
