@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
 from harness.examples import auroc
-from harness.results import config_id, table_path, write_table
+from harness.results import config_id, read_parquet, table_path, write_table
 from harness.runner import RunConfig, resolve_config
 from harness.schema import MEMORIZATION_SCHEMA
 from harness.sweep import SweepSummary, run_sweep
@@ -99,7 +98,12 @@ def load_outcomes(results_dir: Path, run_ids: list[str]) -> tuple[pa.Table, np.n
     classified as its label at the end (final margin > 0)."""
     trained, correct, first = [], [], None
     for run_id in run_ids:
-        table = pq.read_table(table_path(results_dir, "examples", run_id)).sort_by("index")
+        path = table_path(results_dir, "examples", run_id)
+        table = read_parquet(path)
+        if table is None:
+            raise MemorizationError(f"the examples of model run {run_id} are missing or unreadable ({path}): "
+                                    "delete its runs file and run the estimate again")
+        table = table.sort_by("index")
         first = first if first is not None else table
         trained.append(table.column("trained").to_numpy(zero_copy_only=False))
         margin = table.column("final_margin").to_numpy(zero_copy_only=False)
@@ -114,12 +118,16 @@ def estimate(
     device: str = "auto",
     jobs: int = 1,
     on_result=lambda result: None,
+    executor: str = "local",
+    executor_options: dict | None = None,
 ) -> Estimate:
-    """Train the K models (completed ones are reused), score every training example and store the
-    ``memorization`` table. Raises KeyboardInterrupt when the runs were interrupted (run again to
-    resume) and MemorizationError when some failed."""
+    """Train the K models (completed ones are reused) on ``executor`` (a sweep executor: local worker
+    processes, submitit or Ray), score every training example and store the ``memorization``
+    table. Raises KeyboardInterrupt when the runs were interrupted (run again to resume) and
+    MemorizationError when some failed."""
     configs = config.run_configs()
-    summary: SweepSummary = run_sweep(configs, results_dir, data_root, device, jobs, on_result)
+    summary: SweepSummary = run_sweep(configs, results_dir, data_root, device, jobs, on_result, executor,
+                                      executor_options)
     if summary.interrupted:
         raise KeyboardInterrupt
     if summary.failed:

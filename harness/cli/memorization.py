@@ -27,6 +27,8 @@ def memorization_command(
     lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
     seed: int = typer.Option(0, help="Seed of the corruption, the subsets and the models."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
+    executor: str = typer.Option("local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."),
+    executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -34,6 +36,7 @@ def memorization_command(
     """Memorization score of every training example (Feldman & Zhang 2020) from K models on random
     subsets; stored in RESULTS/memorization. The models are runs of a sweep: running again resumes."""
     from harness.cli.sweep import format_result
+    from harness.executors import parse_option
     from harness.memorization import MemorizationConfig, estimate
 
     config = MemorizationConfig(plugin, dataset, corruption, corrupt_prob, seed, train_size, test_size, models,
@@ -48,7 +51,8 @@ def memorization_command(
                 if result.status != "skipped":
                     progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
-            outcome = estimate(config, results_dir, data_root, device, jobs, on_result)
+            outcome = estimate(config, results_dir, data_root, device, jobs, on_result, executor,
+                               dict(parse_option(option) for option in executor_option))
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)
     score = outcome.table.column("score").to_numpy(zero_copy_only=False)

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from harness.examples import auroc
-from harness.results import read_table, table_path
+from harness.results import read_parquet, read_table, table_path
 
 MAX_EVENTS = 5
 """Forgetting-event counts from this one up are shown as one bar."""
@@ -59,9 +58,11 @@ def partial_corruption_runs(results_dir: Path, dataset: str | None = None) -> li
     return sorted(runs, key=lambda r: (r["model"], r["dataset"], r["corrupt_prob"], r["seed"]))
 
 
-def load_examples(results_dir: Path, run: dict) -> RunExamples:
-    """The trained examples of ``run``."""
-    table = pq.read_table(table_path(results_dir, "examples", run["run_id"]))
+def load_examples(results_dir: Path, run: dict) -> RunExamples | None:
+    """The trained examples of ``run`` (None when its examples file is missing or unreadable)."""
+    table = read_parquet(table_path(results_dir, "examples", run["run_id"]))
+    if table is None:
+        return None
     trained = table.column("trained").to_numpy(zero_copy_only=False).astype(bool)
 
     def values(name, missing=np.inf):
@@ -161,7 +162,9 @@ def build(results_dir: Path, out: Path, dataset: str | None = None) -> tuple[lis
     runs = partial_corruption_runs(results_dir, dataset)
     by_model: dict[str, list[RunExamples]] = {}
     for run in runs:
-        by_model.setdefault(f"{run['model']}-{run['dataset']}", []).append(load_examples(results_dir, run))
+        examples = load_examples(results_dir, run)
+        if examples is not None:
+            by_model.setdefault(f"{run['model']}-{run['dataset']}", []).append(examples)
     rows, paths = [], []
     for model, examples in by_model.items():
         rows += [summary_row(e) for e in examples]

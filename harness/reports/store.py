@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-import pyarrow.parquet as pq
-
 from harness.regularizers import parse_spec
-from harness.results import read_table, table_path
+from harness.results import read_parquet, read_table, table_path
 
 
 def load_runs(results_dir: Path, dataset: str) -> list[dict]:
@@ -27,8 +25,8 @@ def load_epochs(results_dir: Path, run_ids: list[str]) -> dict[str, list[dict]]:
     """The epoch rows of each run, in epoch order (only these runs' files are read)."""
     by_run = {}
     for run_id in run_ids:
-        path = table_path(results_dir, "epochs", run_id)
-        rows = pq.read_table(path).to_pylist() if path.exists() else []
+        stored = read_parquet(table_path(results_dir, "epochs", run_id))
+        rows = stored.to_pylist() if stored is not None else []
         by_run[run_id] = sorted(rows, key=lambda r: r["epoch"])
     return by_run
 
