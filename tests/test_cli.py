@@ -90,7 +90,7 @@ def test_data_preview_and_export(tmp_path):
 
 def test_results_lists_runs_that_failed_before_starting(tmp_path):
     from harness.runner import RunConfig
-    from harness.sweep import record_failure
+    from harness.executors import record_failure
 
     record_failure(tmp_path, RunConfig(model="mlp_1x512", dataset="digits"), "DataError: gone")
     ok = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20",
