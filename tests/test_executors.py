@@ -227,22 +227,3 @@ def test_a_local_worker_takes_one_gpu_slot(monkeypatch):
 def test_a_bad_submitit_option_value_is_a_clear_error(tmp_path):
     with pytest.raises(ExecutorError, match="submitit: .*timeout_min"):
         make_executor("submitit", ExecutorSettings(tmp_path), {"cluster": "local", "timeout_min": "soon"})
-
-
-@needs_submitit
-def test_a_preempted_submitit_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
-    config = resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", epochs=40))
-    executor = make_executor("submitit", ExecutorSettings(tmp_path, device="cpu"), {"cluster": "local"})
-    executor.submit([config])
-    (job,) = executor.jobs
-    saved = tmp_path / "checkpoints" / f"{config.run_id}.pt"
-    results = []
-    while not results and not saved.exists():
-        results = executor.wait(0.1)
-    assert not results, "the run ended before it could be preempted"
-    job._interrupt()  # submitit's preemption signal for a local job (USR2, as Slurm sends it)
-    while not results:
-        results = executor.wait(0.5)
-    assert results[0].status == "completed", results[0]
-    assert results[0].row["resumed_from_epoch"] >= 1 and not saved.exists()
-    assert "Requeued" in "".join(p.read_text() for p in (tmp_path / "logs").rglob("*_log.err"))
