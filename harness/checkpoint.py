@@ -11,15 +11,15 @@ epoch rows so far, the step count).
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import signal
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
+
+from harness.results import write_atomically
 
 FORMAT = 1
 
@@ -75,15 +75,7 @@ def save(path: Path, objects: dict[str, Stateful], values: dict) -> None:
     """Write the state of ``objects``, the random states and ``values`` to ``path`` atomically."""
     checkpoint = {"format": FORMAT, "state": {name: obj.state_dict() for name, obj in objects.items()},
                   "random": random_states(), "values": values}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def load(path: Path, objects: dict[str, Stateful]) -> dict | None:

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,6 +58,25 @@ def check_writable(results_dir: Path) -> None:
         raise ResultsDirError(f"results folder {results_dir} is not writable: {error.strerror or error}") from None
 
 
+def write_atomically(path: Path, write: Callable[[str], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A reader sees the old file or the new one, never a partial one, and a write that fails (or
+    is interrupted) leaves nothing behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def table_path(results_dir: Path, table: str, run_id: str) -> Path:
     return Path(results_dir) / table / f"{run_id}.parquet"
 
@@ -67,18 +87,8 @@ def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict] | p
 
     A reader never sees a partial file: either the old file or the new one.
     """
-    path = table_path(results_dir, table, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{run_id}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(data, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(table_path(results_dir, table, run_id), lambda tmp: pq.write_table(data, tmp))
 
 
 def read_table(results_dir: Path, table: str) -> pa.Table | None:

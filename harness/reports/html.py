@@ -8,7 +8,6 @@ are all inline.
 from __future__ import annotations
 
 import os
-import tempfile
 from datetime import datetime
 from html import escape
 from pathlib import Path
@@ -20,7 +19,7 @@ from harness import __version__
 from harness.reports import figure_data, table1, table3
 from harness.reports.figure_data import CORRUPTIONS, FIG1_MODELS, FIG2_MODELS
 from harness.reports.store import Missing, completed, settings
-from harness.results import read_table
+from harness.results import read_table, write_atomically
 
 SECTIONS = {"table1": "Table 1", "fig1": "Figure 1", "fig2": "Figure 2b", "table3": "Table 3", "theory": "Theory",
             "runs": "Runs"}
@@ -38,17 +37,12 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 def write(results_dir: Path, out: Path, dataset: str = "cifar10", fig1a_model: str = "inception") -> tuple[Path, list[str]]:
     """Write the report to ``out`` (temp file + rename); return its path and one line per missing piece."""
     page, missing = build(results_dir, dataset, fig1a_model)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
+
+    def write_page(tmp: str) -> None:
+        Path(tmp).write_text(page, encoding="utf-8")
         os.chmod(tmp, 0o644)  # a page to share: readable like any other written file, not only by its owner
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out, missing
+
+    return write_atomically(out, write_page), missing
 
 
 def build(results_dir: Path, dataset: str = "cifar10", fig1a_model: str = "inception") -> tuple[str, list[str]]:

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from harness.examples import auroc
-from harness.results import read_parquet, read_table, table_path
+from harness.results import read_parquet, read_table, table_path, write_atomically
 
 MAX_EVENTS = 5
 """Forgetting-event counts from this one up are shown as one bar."""
@@ -92,10 +92,7 @@ def summary_row(examples: RunExamples) -> dict:
 
 def plot_fitted(model: str, runs: list[RunExamples], path: Path) -> Path:
     """Fraction of clean (solid) and corrupted (dashed) training examples fitted by each epoch, per p."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from harness.reports.figures import plt, save  # matplotlib with the Agg backend
 
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     colors = plt.get_cmap("viridis")
@@ -116,10 +113,7 @@ def plot_fitted(model: str, runs: list[RunExamples], path: Path) -> Path:
 
 def plot_forgetting(model: str, runs: list[RunExamples], path: Path) -> Path:
     """Distribution of forgetting events of clean vs corrupted examples, one panel per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from harness.reports.figures import plt, save  # matplotlib with the Agg backend
 
     figure, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.2), squeeze=False, sharey=True)
     bins = np.arange(MAX_EVENTS + 1)
@@ -136,25 +130,14 @@ def plot_forgetting(model: str, runs: list[RunExamples], path: Path) -> Path:
     return save(figure, path)
 
 
-def save(figure, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
-
-
 def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
-    return path
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return write_atomically(path, write)
 
 
 def build(results_dir: Path, out: Path, dataset: str | None = None) -> tuple[list[dict], list[Path]]:
