@@ -115,3 +115,26 @@ def test_unreadable_result_files_are_named_and_skipped(tmp_path):
     assert len(warnings) == 2 and all("not a valid Parquet table" in w for w in warnings)
     assert any("truncated.parquet" in w for w in warnings) and any("stray.parquet" in w for w in warnings)
     assert "Traceback" not in result.output
+
+
+def all_commands(group, path=()):
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from all_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_help_texts_survive_rich_markup():
+    """A help text with square brackets (`[grid]`, `[default: 20]`) must escape them, or rich
+    takes them for markup and drops them from `--help`."""
+    import typer.main
+    from rich.text import Text
+
+    group = typer.main.get_group(create_app())
+    texts = [(path, param.help) for path, command in all_commands(group) for param in command.params
+             if getattr(param, "help", None)]
+    texts += [(path, command.help) for path, command in all_commands(group) if command.help]
+    assert len(texts) > 100
+    lost = [(path, text) for path, text in texts if Text.from_markup(text).plain != text.replace("\\[", "[")]
+    assert not lost

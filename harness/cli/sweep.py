@@ -13,7 +13,7 @@ from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, swe
 
 
 def sweep_command(
-    spec: Path = typer.Argument(..., help="Sweep spec (TOML): [grid] lists, [overrides], optional [executor]."),
+    spec: Path = typer.Argument(..., help="Sweep spec (TOML): \\[grid] lists, \\[overrides], optional \\[executor]."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Runs at once (local executor, submitit's local cluster)."),
     results_dir: Path = ResultsDirOption,
     data_root: Path | None = DataRootOption,

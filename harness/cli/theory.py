@@ -81,7 +81,7 @@ def _print_summary(title: str, summary: dict, stored: list[Path]) -> None:
 def expressivity(
     n: int = typer.Option(1000, "--n", min=1, help="Sample size."),
     d: int | None = typer.Option(
-        None, "--d", min=1, help="Dimension of the Gaussian points [default: 20]; not with --dataset."
+        None, "--d", min=1, help="Dimension of the Gaussian points \\[default: 20]; not with --dataset."
     ),
     seed: int = SEED,
     labels: Labels = typer.Option(
@@ -175,12 +175,12 @@ def expressivity_sweep(
 def min_norm(
     n: int = typer.Option(50, "--n", min=1, help="Number of examples."),
     d: int | None = typer.Option(
-        None, "--d", min=1, help="Dimension of the Gaussian data [default: 1000]; not with --dataset."
+        None, "--d", min=1, help="Dimension of the Gaussian data \\[default: 1000]; not with --dataset."
     ),
     dataset: str | None = DATASET,
     data_root: Path | None = DataRootOption,
     steps: int = typer.Option(200_000, "--steps", min=1, help="SGD steps, one example each."),
-    lr: float | None = typer.Option(None, "--lr", help="Constant step size η [default: 1 / (2 max_i ‖x_i‖²)]."),
+    lr: float | None = typer.Option(None, "--lr", help="Constant step size η \\[default: 1 / (2 max_i ‖x_i‖²)]."),
     seed: int = SEED,
     out: Path | None = typer.Option(None, "--out", help="Write a PNG plot of the curves here."),
     results_dir: Path = ResultsDirOption,
