@@ -45,7 +45,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.checkpoint import checkpoint_path, saved_epochs
+from harness.checkpoint import checkpoint_path, saved_epochs, sigterm_as_interrupt
 from harness.errors import ConfigError
 from harness.executors import ExecutorSettings, Result, make_executor, parse_option
 from harness.regularizers import build_regularizers
@@ -208,17 +208,18 @@ def run_sweep(
     settings = ExecutorSettings(Path(results_dir), data_root, device, jobs, runs_per_gpu, resume)
     check_writable(Path(results_dir))
     engine = make_executor(executor, settings, executor_options)
-    try:
-        engine.submit(todo)
-        while len(summary.results) < len(configs):
-            for result in engine.wait(poll_seconds):
-                finish(result)
-            on_progress({**engine.counts(), "done": len(summary.results)})
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        summary.cancelled = engine.cancel()
-    finally:
-        engine.close()
+    with sigterm_as_interrupt():  # a scheduler's stop: cancel and shut the workers down, as on Ctrl-C
+        try:
+            engine.submit(todo)
+            while len(summary.results) < len(configs):
+                for result in engine.wait(poll_seconds):
+                    finish(result)
+                on_progress({**engine.counts(), "done": len(summary.results)})
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            summary.cancelled = engine.cancel()
+        finally:
+            engine.close()
     return summary
 
 

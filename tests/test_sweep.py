@@ -89,8 +89,18 @@ def statuses(results_dir):
     return {run_id: row["status"] for run_id, row in rows.items()}
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs):
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("jobs, stop", [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)],
+                         ids=["ctrl-c", "ctrl-c-2-jobs", "sigterm-2-jobs"])
+def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs, stop):
+    """Ctrl-C, or SIGTERM to the process group (a scheduler's stop): the runs are stored, no worker is left."""
     spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3, 4, 5]',
                       {**DIGITS, "corruption": "random_labels", "epochs": 8})
     results = tmp_path / "r"
@@ -102,10 +112,14 @@ def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs
     while process.poll() is None and len(run_files(results) if (results / "runs").is_dir() else {}) < 2 \
             and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+    os.killpg(process.pid, stop)  # the whole process group, as Ctrl-C in a terminal does
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr.decode()
     assert b"run the same command again to resume" in stderr
+    deadline = time.monotonic() + 30
+    while group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_alive(process.pid), "worker processes outlived the sweep"
     before = {name: mtime for name, mtime in run_files(results).items()
               if statuses(results)[name.removesuffix(".parquet")] == "completed"}
     assert 2 <= len(before) < 6
