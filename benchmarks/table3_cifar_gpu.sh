@@ -10,4 +10,4 @@ for filters in 1000 4000 32000; do
   harness kernel --dataset cifar10 --features random_conv --feature-option num_filters=$filters --bandwidth median \
     --device cuda --results-dir "$results" "${sizes[@]}"
 done
-harness report table3 --results-dir "$results" --out "$results/report"
+harness report table3 --results-dir "$results" --out reports

@@ -7,4 +7,4 @@ results=${1:-results}
 harness kernel --dataset mnist --features none --bandwidth 0.02 --device cuda --results-dir "$results"
 harness kernel --dataset mnist --features none --bandwidth 0.02 --device cuda --results-dir "$results" --corruption random_labels
 harness kernel --dataset mnist --features gabor --bandwidth median --device cuda --results-dir "$results"
-harness report table3 --results-dir "$results" --out "$results/report"
+harness report table3 --results-dir "$results" --out reports

@@ -99,3 +99,11 @@ def format_cell(value) -> str:
     if isinstance(value, list):
         return " ".join(value) or "-"
     return "-" if value is None else str(value)
+
+
+def write_section(path: Path, name: str, body: str) -> None:
+    """Replace the generated section ``name`` of the file at ``path`` and say whether it changed."""
+    from harness.readme import replace_section
+
+    changed = replace_section(path, name, body)
+    console.print(f"{path}: section {name} " + ("rewritten" if changed else "already up to date"), highlight=False)

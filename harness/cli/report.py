@@ -1,4 +1,4 @@
-"""``harness report table1|fig1|fig2|table3|html``."""
+"""``harness report table1|fig1|fig2|table3|html|memorization|status``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli.common import ResultsDirOption, command, console, err_console, fail, guarded, wide_console
+from harness.cli.common import (
+    ResultsDirOption,
+    command,
+    console,
+    err_console,
+    fail,
+    guarded,
+    wide_console,
+    write_section,
+)
 from harness.cli.memorization import report_memorization_command
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
@@ -17,6 +26,25 @@ report_app = typer.Typer(help="Rebuild the paper's Table 1, Figure 1, Figure 2b 
 
 Out = typer.Option(Path("reports"), "--out", help="Folder for the tables and figures.")
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
+
+SHORT = {"model": "model", "random crop": "crop", "weight decay": "wd", "labels": "labels", "train %": "train",
+         "paper train %": "paper", "Δ train": "Δ", "test %": "test", "paper test %": "paper", "Δ test": "Δ",
+         "fit epoch": "fit ep."}
+"""Columns of the terminal Table 1 (settings are listed below it), with short headers."""
+
+
+def table1_view(table: list[dict], title: str) -> Table:
+    view = Table(*SHORT.values(), title=title, caption="settings: " + "; ".join(sorted({r["settings"] for r in table})))
+    for row in table:
+        view.add_row(*(table1.format_cell(c, row[c]) for c in SHORT))
+    return view
+
+
+def table3_view(lines: list[dict], title: str) -> Table:
+    table = Table(*table3.COLUMNS, title=title)
+    for line in lines:
+        table.add_row(*(table3.cell(line, c) for c in table3.COLUMNS))
+    return table
 
 
 def warn_missing(missing: list[Missing]) -> None:
@@ -34,7 +62,7 @@ def table1_command(results_dir: Path = ResultsDirOption, out: Path = Out, datase
     """Table 1: train / test accuracy per model, random crop and weight decay, beside the paper's."""
     console = wide_console()
     rows, missing = table1.build(load_runs(results_dir, dataset))
-    console.print(table1.rich_table(rows, f"Table 1 ({dataset}, {results_dir}): ours vs. paper (accuracy %)"))
+    console.print(table1_view(rows, f"Table 1 ({dataset}, {results_dir}): ours vs. paper (accuracy %)"))
     show_written(table1.write(rows, out))
     warn_missing([missing] if missing.runs else [])
 
@@ -74,7 +102,7 @@ def fig2_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset:
 def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
     """Table 3: kernel regression test error and norm per data set and features, beside the paper's."""
     lines, missing = table3.build(table3.load_kernel_runs(results_dir))
-    wide_console().print(table3.rich_table(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
+    wide_console().print(table3_view(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
     show_written(table3.write(lines, out))
     for label in missing:
         err_console.print(f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False)
@@ -94,6 +122,23 @@ def html_command(results_dir: Path = ResultsDirOption, dataset: str = Dataset,
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
     for line in missing:
         err_console.print(f"[yellow]missing:[/] {line}", highlight=False, soft_wrap=True)
+
+
+@command(report_app, "status")
+def status_command(
+    bundles: Path = typer.Option(Path("reproduction"), "--bundles", help="Folder whose bundles (results folders "
+                                 "with a bundle.toml) are reported."),
+    readme: Path | None = typer.Option(None, "--readme", help="Write it between the file's "
+                                       "<!-- reproduction-status:start/end --> markers instead of printing."),
+):
+    """The reproduction status: each bundle's tables beside the paper's numbers, as markdown."""
+    from harness.reports import status
+
+    text = status.render(bundles)
+    if readme is None:
+        print(text, end="")
+    else:
+        write_section(readme, status.SECTION_NAME, text)
 
 
 report_app.command("memorization")(guarded(report_memorization_command))

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harness.cli.common import ResultsDirOption, console, fail, format_cell, wide_console
+from harness.cli.common import ResultsDirOption, console, fail, format_cell, wide_console, write_section
 from harness.registry import KINDS, get_registry
 from harness.results import read_table
 
@@ -62,8 +62,13 @@ def results_command(
         wide_console().print(view)
 
 
-def schema_command():
+def schema_command(readme: Path | None = typer.Option(
+        None, "--readme", help="Write it between the file's <!-- schema:start/end --> markers instead of printing.")):
     """Print every results table's columns (name, type, meaning) as markdown."""
     from harness.tables import markdown
 
-    print(markdown())
+    if readme is None:
+        print(markdown())
+    else:
+        write_section(readme, "schema", markdown())
+

@@ -19,6 +19,7 @@ from harness import __version__
 from harness.reports import figure_data, table1, table3
 from harness.reports.figure_data import CORRUPTIONS, FIG1_MODELS, FIG2_MODELS
 from harness.reports.store import Missing, completed, settings
+from harness.reports.theory import THEORY, column_values
 from harness.results import read_table, write_atomically
 
 SECTIONS = {"table1": "Table 1", "fig1": "Figure 1", "fig2": "Figure 2b", "table3": "Table 3", "theory": "Theory",
@@ -335,37 +336,6 @@ def table3_section(results_dir: Path, missing: list[str]) -> str:
                    table(list(table3.COLUMNS), rows) if rows else "", *notes)
 
 
-THEORY = (
-    ("theory_expressivity", "Theorem 1: a depth-2 ReLU network with 2n + d weights fits any n points",
-     "harness theory expressivity --n 1000 --d 20",
-     "Paper: the network has 2n + d weights and fits every label exactly; by Lemma 1, λ_min(A) = min_i (x_i − b_i).",
-     [("n", "n"), ("d", "d"), ("data", lambda r: r["dataset"] or "Gaussian"), ("labels", "labels"),
-      ("dtype", "dtype"), ("weights", "n_weights"), ("paper: 2n + d", lambda r: 2 * r["n"] + r["d"]),
-      ("max |c(z) − y|", "max_abs_error"), ("λ_min(A)", "lambda_min"), ("min gap (Lemma 1)", "min_gap"),
-      ("‖w‖", "w_norm"), ("cond(A)", "condition_number")]),
-    ("theory_expressivity_sweep", "Theorem 1's construction against n, in float32 and float64",
-     "harness theory expressivity-sweep",
-     "Paper: an exact fit for every n (in exact arithmetic); the table shows what finite precision makes of it.",
-     [("n", "n"), ("d", "d"), ("δ", "gap_fraction"), ("network", "dtype"), ("max |c(z) − y|", "max_abs_error"),
-      ("min gap", "min_gap"), ("‖w‖", "w_norm"), ("cond(A)", "condition_number")]),
-    ("theory_min_norm", "SGD on underdetermined least squares reaches the minimum-norm solution from w₀ = 0",
-     "harness theory min-norm",
-     "Paper: started at w₀ = 0, SGD stays in the span of the data and converges to the minimum-norm interpolant "
-     "(distance → 0); from a random w₀ it reaches another interpolant, at the predicted distance ‖P⊥w₀‖ / ‖w_min‖.",
-     [("n", "n"), ("d", "d"), ("data", lambda r: r["dataset"] or "Gaussian"), ("steps", "steps"), ("η", "lr"),
-      ("‖w_min‖", "w_min_norm"), ("distance from w₀ = 0 (paper: → 0)", "rel_dist_zero_init"),
-      ("distance from random w₀", "rel_dist_random_init"), ("predicted plateau", "predicted_plateau"),
-      ("final loss, w₀ = 0", "final_loss_zero_init")]),
-    ("rademacher", "Empirical Rademacher complexity of the trained networks",
-     "harness rademacher --plugin mlp_1x512 --train-size 500 --trials 5",
-     "Paper: since the networks fit random labels perfectly, the empirical Rademacher complexity is about 1, "
-     "the largest possible value, so the bound says nothing.",
-     [("model", "model"), ("data", "dataset"), ("n", "n"), ("trials", "trials"), ("fitted", "fitted_trials"),
-      ("estimate (paper: ≈ 1)", "estimate"), ("std", "estimate_std"), ("device", "device")]),
-)
-"""The theory tables: stored table, heading, command that makes a run, the paper's claim, columns."""
-
-
 def theory_section(results_dir: Path, missing: list[str]) -> str:
     parts = []
     for name, heading, command, claim, columns in THEORY:
@@ -375,7 +345,7 @@ def theory_section(results_dir: Path, missing: list[str]) -> str:
             parts.append(command_note("no stored run", command))
             missing.append(f"Theory: no {name} rows (make them with `{command}`)")
             continue
-        values = [[column(row) if callable(column) else row[column] for _, column in columns] for row in stored]
+        values = [column_values(row, columns) for row in stored]
         rows = [[(f'<code>{escape(row["run_id"])}</code>', row["run_id"])] + [(escape(text(v)), v) for v in line]
                 for row, line in zip(stored, values)]
         parts.append(table(["run"] + [header for header, _ in columns], rows))

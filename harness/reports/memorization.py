@@ -140,16 +140,20 @@ def write_csv(rows: list[dict], path: Path) -> Path:
     return write_atomically(path, write)
 
 
-def build(results_dir: Path, out: Path, dataset: str | None = None) -> tuple[list[dict], list[Path]]:
-    """The table rows and the files written (two PNGs per model and memorization.csv)."""
-    runs = partial_corruption_runs(results_dir, dataset)
+def examples_by_model(results_dir: Path, dataset: str | None = None) -> dict[str, list[RunExamples]]:
+    """The partial-corruption runs' examples, per ``MODEL-DATASET``."""
     by_model: dict[str, list[RunExamples]] = {}
-    for run in runs:
+    for run in partial_corruption_runs(results_dir, dataset):
         examples = load_examples(results_dir, run)
         if examples is not None:
             by_model.setdefault(f"{run['model']}-{run['dataset']}", []).append(examples)
+    return by_model
+
+
+def build(results_dir: Path, out: Path, dataset: str | None = None) -> tuple[list[dict], list[Path]]:
+    """The table rows and the files written (two PNGs per model and memorization.csv)."""
     rows, paths = [], []
-    for model, examples in by_model.items():
+    for model, examples in examples_by_model(results_dir, dataset).items():
         rows += [summary_row(e) for e in examples]
         paths.append(plot_fitted(model, examples, out / f"memorization-fitted-{model}.png"))
         paths.append(plot_forgetting(model, examples, out / f"memorization-forgetting-{model}.png"))

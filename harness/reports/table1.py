@@ -6,8 +6,6 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.table import Table
-
 from harness.reports.store import Missing, average, select, settings
 
 CROP, WD = "random_crop", "weight_decay"
@@ -103,19 +101,6 @@ def format_cell(column: str, value) -> str:
     if column == "params":
         return f"{value:,}"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-
-SHORT = {"model": "model", "random crop": "crop", "weight decay": "wd", "labels": "labels", "train %": "train",
-         "paper train %": "paper", "Δ train": "Δ", "test %": "test", "paper test %": "paper", "Δ test": "Δ",
-         "fit epoch": "fit ep."}
-"""Columns of the terminal table (settings are listed below it), with short headers."""
-
-
-def rich_table(table: list[dict], title: str) -> Table:
-    view = Table(*SHORT.values(), title=title, caption="settings: " + "; ".join(sorted({r["settings"] for r in table})))
-    for row in table:
-        view.add_row(*(format_cell(c, row[c]) for c in SHORT))
-    return view
 
 
 def write(table: list[dict], out: Path) -> list[Path]:

@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.table import Table
-
 from harness.results import read_table
 
 
@@ -67,13 +65,6 @@ def cell(line: dict, column: str) -> str:
     if column == "Δ err":
         return f"{value:+.2f}"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def rich_table(lines: list[dict], title: str) -> Table:
-    table = Table(*COLUMNS, title=title)
-    for line in lines:
-        table.add_row(*(cell(line, c) for c in COLUMNS))
-    return table
 
 
 def write(lines: list[dict], out: Path) -> list[Path]:
