@@ -55,7 +55,9 @@ def measure(dtype: str, size: int, repeats: int = 3, seed: int = 0) -> dict[str,
     """GFLOP/s of each of :data:`OPERATIONS` on ``size`` × ``size`` operands of ``dtype`` (best of ``repeats``)."""
     rng = np.random.default_rng(seed)
     a = np.asfortranarray(rng.standard_normal((size, size)).astype(dtype))
-    spd = np.asfortranarray(a @ a.T / size + np.eye(size, dtype=dtype))
+    # a general product: NumPy's syrk for ``a @ a.T`` crashes in OpenBLAS's SkylakeX kernels from about
+    # 16,000 rows (the SYRK rate below is measured through SciPy and crashes there alike at such sizes)
+    spd = np.asfortranarray(a @ np.ascontiguousarray(a.T) / size + np.eye(size, dtype=dtype))
     out = np.empty_like(a, order="F")
     rates = {}
     for operation in OPERATIONS:

@@ -1,5 +1,8 @@
 """Section 5: SGD from zero finds the minimum-norm interpolant; from a random start it does not."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -56,3 +59,15 @@ def test_plot_is_written(result, tmp_path):
     summary, curves = result
     path = min_norm.plot(summary, curves, tmp_path / "sub" / "curves.png", "test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_kernel_matrix_of_many_rows_does_not_crash_the_blas():
+    """NumPy's ``x @ x.T`` (BLAS syrk) segfaults for float64 x of 16,000 x 784 with OpenBLAS's SkylakeX
+    kernels; ``kernel_matrix`` takes the general product. Run in a child so that a crash fails the test."""
+    code = (
+        "import numpy as np; from harness.theory.min_norm import kernel_matrix; "
+        "x = np.random.default_rng(0).random((16000, 784)); g = kernel_matrix(x); "
+        "assert g.shape == (16000, 16000) and np.isclose(g[5, 5], x[5] @ x[5])"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

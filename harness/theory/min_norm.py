@@ -32,9 +32,19 @@ import numpy as np
 import scipy.linalg
 
 
+def kernel_matrix(x: np.ndarray) -> np.ndarray:
+    """X Xᵀ, as a general matrix product.
+
+    NumPy sends ``x @ x.T`` to BLAS ``syrk``, which crashes (segmentation fault) in the OpenBLAS
+    bundled with NumPy and SciPy when it picks its SkylakeX kernels (AVX-512 CPUs) for float64 X of
+    about 16,000 rows or more; ``gemm`` on a copy of Xᵀ does not, at twice the flops.
+    """
+    return x @ np.ascontiguousarray(x.T)
+
+
 def kernel_solve(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """α with X Xᵀ α = v (Eq. 3)."""
-    return scipy.linalg.solve(x @ x.T, v, assume_a="pos")
+    return scipy.linalg.solve(kernel_matrix(x), v, assume_a="pos")
 
 
 def min_norm_solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -91,7 +101,7 @@ def run(
         "steps": steps,
         "lr": lr,
         "w_min_norm": w_min_norm,
-        "kernel_lambda_min": float(scipy.linalg.eigvalsh(x @ x.T, subset_by_index=(0, 0))[0]),
+        "kernel_lambda_min": float(scipy.linalg.eigvalsh(kernel_matrix(x), subset_by_index=(0, 0))[0]),
         "predicted_plateau": float(np.linalg.norm(null_space_component(x, w_random))) / w_min_norm,
     }
     curves = []
