@@ -105,8 +105,9 @@ def missing_engine(entry: Entry) -> str | None:
     """Why ``entry`` cannot be used: the package it needs (its ``engine``) is not installed; None when it can."""
     engine = entry.info.get("engine")
     if engine and importlib.util.find_spec(engine) is None:
-        extra = entry.info.get("extra", engine)
-        return f"{SINGULAR[entry.kind]} '{entry.name}' needs {engine}, which is not installed: pip install 'harness[{extra}]'"
+        extra = entry.info.get("extra")
+        install = f"'harness[{extra}]'" if extra else engine
+        return f"{SINGULAR[entry.kind]} '{entry.name}' needs {engine}, which is not installed: pip install {install}"
     return None
 
 

@@ -75,9 +75,19 @@ def register_loggers(register):
 """
 
 
+EAGER = """
+from harness import hookimpl
+
+@hookimpl
+def run_started(run_id):  # a run event on the module, not on a logger: it would observe every run
+    raise AssertionError("never called")
+"""
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    return install_packages(tmp_path_factory.mktemp("loggers"), {"harness-recorder": ("harness_recorder", RECORDER)})
+    packages = {"harness-recorder": ("harness_recorder", RECORDER), "harness-eager": ("harness_eager", EAGER)}
+    return install_packages(tmp_path_factory.mktemp("loggers"), packages)
 
 
 @pytest.fixture
@@ -271,9 +281,17 @@ def test_a_third_party_logger_receives_every_event_of_a_sweep(tmp_path, third_pa
         assert set(mine[3]["row"]) == set(row) and row["logger_errors"] == 0
 
 
-def test_a_run_resumed_from_its_checkpoint_sends_every_epoch_once(tmp_path, third_party):
-    events_file = tmp_path / "events.jsonl"
-    log = (f"recorder={events_file}",)
+def test_run_events_on_a_plugin_module_make_it_fail_to_load(third_party):
+    [warning] = [w for w in get_registry().warnings if "harness-eager" in w]
+    assert "harness-eager 1.2.3 failed to load: it implements unknown hook(s) run_started;" in warning
+
+
+def test_a_run_resumed_from_its_checkpoint_sends_every_epoch_once(tmp_path, third_party, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    events_file, store = tmp_path / "events.jsonl", f"file:{tmp_path / 'mlruns'}"
+    log = (f"recorder={events_file}", f"mlflow={store}")
     config = resolve_config(RunConfig(**{**SMALL, "epochs": 5, "corruption": "random_labels"}))
     with pytest.raises(KeyboardInterrupt):
         execute(config, tmp_path, device="cpu", progress=InterruptAt(3, 2), log=log)
@@ -291,18 +309,35 @@ def test_a_run_resumed_from_its_checkpoint_sends_every_epoch_once(tmp_path, thir
     ]
     assert [e["row"] for e in events if e["event"] == "epoch_finished"] == table(tmp_path, "epochs", config.run_id)
     assert [e["row"]["epoch"] for e in events if e["event"] == "epoch_finished"] == [1, 2, 3, 4, 5]
+    client = MlflowClient(tracking_uri=store)
+    [run] = client.search_runs([client.get_experiment_by_name("harness").experiment_id])  # continued, not a second
+    assert run.info.status == "FINISHED" and run.data.params["max_epochs"] == "5"
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "test_loss"))
+    assert history == [(e["epoch"], e["test_loss"]) for e in table(tmp_path, "epochs", config.run_id)]
+
+
+RAISED = dict(SMALL, epochs=3, corruption="random_labels")
+
+
+@pytest.fixture(scope="module")
+def plain_results(tmp_path_factory):
+    """A run with no logger (the installed ones do nothing unasked)."""
+    results = tmp_path_factory.mktemp("plain")
+    assert execute(RunConfig(**RAISED), results, device="cpu").row["logger_errors"] == 0
+    return results
 
 
 @pytest.mark.parametrize("event", ["run_started", "epoch_finished", "run_finished"])
-def test_a_logger_that_raises_changes_no_stored_result(tmp_path, third_party, event):
-    config = resolve_config(RunConfig(**{**SMALL, "epochs": 3, "corruption": "random_labels"}))
-    plain = execute(config, tmp_path / "plain", device="cpu").row
+def test_a_logger_that_raises_changes_no_stored_result(tmp_path, plain_results, third_party, event):
+    config = resolve_config(RunConfig(**RAISED))
     with pytest.warns(LoggerWarning, match=f"logger raiser \\(harness-recorder 1.2.3\\) failed in {event}"):
         raised = execute(config, tmp_path / "raised", device="cpu", log=(f"raiser={event}",)).row
-    assert raised["status"] == "completed" and raised["logger_errors"] == 1 and plain["logger_errors"] == 0
-    volatile = {"wall_seconds", "started_at", "logger_errors"}  # the installed raiser did nothing unasked: 0 above
+    assert raised["status"] == "completed" and raised["logger_errors"] == 1
+    volatile = {"wall_seconds", "started_at", "logger_errors"}
     for name in ("runs", "epochs", "examples"):
-        plain_rows, raised_rows = (table(tmp_path / folder, name, config.run_id) for folder in ("plain", "raised"))
+        plain_rows, raised_rows = (
+            table(folder, name, config.run_id) for folder in (plain_results, tmp_path / "raised")
+        )
         assert without(raised_rows, volatile) == without(plain_rows, volatile), name
 
 
