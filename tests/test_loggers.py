@@ -253,16 +253,32 @@ def test_an_unknown_logger_is_one_line_listing_the_known_ones(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "log, message",
+    [
+        ('"tensorboard"', 'log must be a list of "NAME[=URI]" strings'),
+        ('["nope"]', "unknown logger 'nope'; known: mlflow, tensorboard"),
+        ('["mlflow="]', "--log must be NAME or NAME=URI, got 'mlflow='"),
+    ],
+)
+def test_a_bad_log_in_a_spec_fails_before_anything_runs(tmp_path, log, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f'log = {log}\n[overrides]\nplugin = "mlp_1x512"\ndataset = "digits"\n')
+    result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 def test_log_is_no_part_of_the_run_id(tmp_path):
     logged = load_sweep(write_spec(tmp_path / "logged.toml", ["tensorboard", "mlflow=file:x"])).configs
     plain = load_sweep(write_spec(tmp_path / "plain.toml", [])).configs
     assert [c.run_id for c in logged] == [c.run_id for c in plain]
 
 
-def test_a_third_party_logger_receives_every_event_of_a_sweep(tmp_path, third_party):
+def test_a_third_party_logger_receives_every_event_of_a_sweep_in_its_workers(tmp_path, third_party):
     events_file = tmp_path / "events.jsonl"
     sweep = load_sweep(write_spec(tmp_path / "seeds.toml", [f"recorder={events_file}"]))
-    summary = run_sweep(sweep.configs, tmp_path / "r", device="cpu", log=sweep.log, sweep=sweep.name)
+    summary = run_sweep(sweep.configs, tmp_path / "r", device="cpu", jobs=2, log=sweep.log, sweep=sweep.name)
     assert summary.count("completed") == 2
     events = read_events(events_file)
     for config in sweep.configs:
