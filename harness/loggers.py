@@ -60,10 +60,11 @@ def check_loggers(log: Sequence[str]) -> None:
 
 
 def failure_message(label: str, event: str, error: Exception) -> str:
-    """One line: which logger failed, where, and why."""
+    """One line: which logger failed, where, and why (a message of several lines is joined)."""
     frames = traceback.extract_tb(error.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    return f"{label} failed in {event}: {type(error).__name__}: {error}{where}; it is off for the rest of this run, which goes on"
+    why = " ".join(str(error).split())
+    return f"{label} failed in {event}: {type(error).__name__}: {why}{where}; it is off for the rest of this run, which goes on"
 
 
 class RunLoggers:

@@ -35,6 +35,8 @@ FINAL_METRICS = ("epochs", "steps", "fit_epoch", "fit_step", "best_test_acc", "p
 """``runs`` columns logged as metrics at the end."""
 CONNECT_SECONDS = 5.0
 """How long to wait for a tracking server's connection before giving up on it."""
+MAX_TAG_LENGTH = 5000
+"""Tag values are cut to this many characters (MLflow refuses longer ones)."""
 STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 """Run status -> MLflow run status."""
 
@@ -117,7 +119,7 @@ class MlflowLogger:
         self.log_metrics(row, FINAL_METRICS, row["epochs"])
         self.client.set_tag(self.mlflow_run_id, "harness.status", row["status"])
         if row["error"]:
-            self.client.set_tag(self.mlflow_run_id, "harness.error", row["error"])
+            self.client.set_tag(self.mlflow_run_id, "harness.error", row["error"][:MAX_TAG_LENGTH])
         self.client.set_terminated(self.mlflow_run_id, STATUS[row["status"]])
 
     def log_metrics(self, row: dict, columns: tuple[str, ...], step: int) -> None:
