@@ -12,7 +12,6 @@ results folder, so that folder must be visible to every worker.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tomllib
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import ConfigError
-from harness.registry import get_registry
+from harness.registry import get_registry, missing_engine
 from harness.results import read_row, write_table
 from harness.runner import RunConfig, execute
 from harness.schema import RUNS_SCHEMA
@@ -50,6 +49,10 @@ class ExecutorSettings:
     jobs: int = 1
     runs_per_gpu: int = 1
     resume: bool = True
+    log: tuple[str, ...] = ()
+    """``NAME[=URI]`` of the loggers every run reports to (``--log``)."""
+    sweep: str | None = None
+    """The sweep's name, told to the loggers."""
 
     @property
     def log_dir(self) -> Path:
@@ -77,7 +80,8 @@ class Executor(Protocol):
 class RunTask:
     """One configuration's task, run wherever the executor puts it: :func:`run_one` with fixed settings.
 
-    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
+    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default);
+    ``log`` and ``sweep`` are the run's loggers and sweep name (:class:`ExecutorSettings`).
     """
 
     results_dir: Path
@@ -85,19 +89,22 @@ class RunTask:
     device: str
     resume: bool = True
     threads: int | None = None
+    log: tuple[str, ...] = ()
+    sweep: str | None = None
 
     def __call__(self, config: RunConfig) -> Result:
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_one(config, self.results_dir, self.data_root, self.device, self.resume)
+        return run_one(config, self.results_dir, self.data_root, self.device, self.resume, log=self.log, sweep=self.sweep)
 
 
-def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str, resume: bool = True) -> Result:
+def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str, resume: bool = True, *,
+            log: tuple[str, ...] = (), sweep: str | None = None) -> Result:
     """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
     try:
-        outcome = execute(config, results_dir, data_root, device, resume=resume)
+        outcome = execute(config, results_dir, data_root, device, resume=resume, log=log, sweep=sweep)
     except KeyboardInterrupt:
         return Result(config, "interrupted")
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
@@ -120,7 +127,7 @@ def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
     """The task of every run of a sweep, with absolute paths (a worker may start elsewhere)."""
     return RunTask(Path(settings.results_dir).absolute(),
                    None if settings.data_root is None else Path(settings.data_root).absolute(),
-                   settings.device, settings.resume, threads)
+                   settings.device, settings.resume, threads, settings.log, settings.sweep)
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -150,10 +157,9 @@ def make_executor(name: str, settings: ExecutorSettings, options: dict | None = 
         entry = registry.get("executors", name)
     except LookupError as error:
         raise ExecutorError(str(error)) from None
-    engine = entry.info.get("engine")
-    if engine and importlib.util.find_spec(engine) is None:
-        extra = entry.info.get("extra", engine)
-        raise ExecutorError(f"executor '{name}' needs {engine}, which is not installed: pip install 'harness[{extra}]'")
+    missing = missing_engine(entry)
+    if missing:
+        raise ExecutorError(missing)
     return entry.obj(settings, **(options or {}))
 
 

@@ -1,14 +1,26 @@
-"""Hook specifications: every model, dataset, corruption, regularizer, feature map, sweep executor
-and extra CLI command, built-in or third-party, is registered through these hooks.
+"""Hook specifications: every model, dataset, corruption, regularizer, feature map, sweep executor,
+logger and extra CLI command, built-in or third-party, is registered through these hooks.
 
 A plugin implements a hook with ``@harness.hookimpl`` on a function of the same name. Each
 ``register_*`` hook is called once, with one argument, ``register``: a callable
 ``register(name: str, obj, **info) -> None`` that adds ``obj`` under ``name``. A name taken twice is
 an error naming both plugins; built-in names are never overridden. Implementing a hook that is
 not listed here (a typo such as ``register_model``) makes the plugin fail to load.
+
+The run-event hooks of :class:`RunEvents` are implemented by loggers, the objects a
+``register_loggers`` factory returns, not by plugin modules: a logger observes the runs it is
+asked for (``--log NAME``), never every run.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from harness.runner import RunConfig
 
 hookspec = pluggy.HookspecMarker("harness")
 
@@ -113,6 +125,21 @@ def register_executors(register):
 
 
 @hookspec
+def register_loggers(register):
+    """Register loggers: observers of a run's events, chosen per run with ``--log NAME[=URI]``.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(name: str, factory, engine: str | None = None, extra: str | None = None)``, where
+        ``factory(uri: str | None) -> object`` makes the logger of one run: an object whose methods,
+        marked ``@harness.hookimpl``, implement hooks of :class:`RunEvents`. ``uri`` is the text after
+        ``=`` in ``--log NAME=URI`` (None without it). ``engine`` is the importable package the logger
+        needs and ``extra`` the ``harness[extra]`` that installs it (named in the error when it is missing).
+    """
+
+
+@hookspec
 def register_commands(app):
     """Add sub-commands to the command line.
 
@@ -122,3 +149,61 @@ def register_commands(app):
         The ``harness`` app; add commands with ``@app.command(name)`` or groups with
         ``app.add_typer``. A plugin whose hook raises is reported in one line and skipped.
     """
+
+
+class RunEvents:
+    """Events of one training run, delivered to the loggers asked for with ``--log``.
+
+    They are called in the process that trains the run, whatever the executor. A logger that raises
+    is named in one warning line and not called again for that run; the run goes on, its results are
+    unchanged, and the error is counted in its ``runs.logger_errors``.
+    """
+
+    @hookspec
+    def run_started(
+        self, run_id: str, config: RunConfig, results_dir: Path, resumed_from_epoch: int, sweep: str | None
+    ) -> None:
+        """A run starts training (or continues from its checkpoint).
+
+        Parameters
+        ----------
+        run_id : str
+            The run's id (``runs.run_id``).
+        config : harness.runner.RunConfig
+            The run's configuration, with the learning rate resolved.
+        results_dir : pathlib.Path
+            The results folder the run is stored in.
+        resumed_from_epoch : int
+            Epochs restored from a checkpoint (0: from scratch); the next ``epoch_finished`` is for
+            epoch ``resumed_from_epoch + 1``. An epoch delivered before an interrupt but after the
+            last checkpoint is delivered again, with the same row.
+        sweep : str or None
+            The sweep spec's name (its file name without ``.toml``), None outside a sweep.
+        """
+
+    @hookspec
+    def epoch_finished(self, run_id: str, row: dict) -> None:
+        """An epoch was trained and evaluated.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's id.
+        row : dict
+            The epoch's row of the ``epochs`` table (column name to value; ``holdout_*`` are None
+            without an early-stopping holdout). Do not change it.
+        """
+
+    @hookspec
+    def run_finished(self, run_id: str, row: dict) -> None:
+        """A run ended and its row is about to be stored.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's id.
+        row : dict
+            The run's row of the ``runs`` table; ``row["status"]`` is ``completed``, ``interrupted``
+            or ``failed`` (then ``row["error"]`` says why), and ``row["logger_errors"]`` counts the
+            logger errors before this call. Do not change it.
+        """

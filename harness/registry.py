@@ -1,5 +1,5 @@
 """Plugin manager and registry of named models, data sets, corruptions,
-regularizers, feature maps and sweep executors.
+regularizers, feature maps, sweep executors and loggers.
 
 Built-in plugins and third-party ones (entry-point group ``harness``) register
 through the same hooks. A third-party plugin that fails to load or register is
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -22,7 +23,7 @@ from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness"
 STRICT_ENV = "HARNESS_STRICT_PLUGINS"
-KINDS = ("models", "datasets", "corruptions", "regularizers", "feature_maps", "executors")
+KINDS = ("models", "datasets", "corruptions", "regularizers", "feature_maps", "executors", "loggers")
 SINGULAR = {
     "models": "model",
     "datasets": "dataset",
@@ -30,6 +31,7 @@ SINGULAR = {
     "regularizers": "regularizer",
     "feature_maps": "feature map",
     "executors": "executor",
+    "loggers": "logger",
 }
 BUILTIN_PLUGINS = (
     "harness.plugins.datasets",
@@ -40,6 +42,7 @@ BUILTIN_PLUGINS = (
     "harness.plugins.regularizers",
     "harness.plugins.feature_maps",
     "harness.plugins.executors",
+    "harness.plugins.loggers",
 )
 BUILTIN_SOURCE = f"harness {__version__} (built-in)"
 
@@ -96,6 +99,16 @@ class Registry:
 
     def entries(self, kind: str) -> list[Entry]:
         return [self._entries[kind][name] for name in self.names(kind)]
+
+
+def missing_engine(entry: Entry) -> str | None:
+    """Why ``entry`` cannot be used: the package it needs (its ``engine``) is not installed; None when it can."""
+    engine = entry.info.get("engine")
+    if engine and importlib.util.find_spec(engine) is None:
+        extra = entry.info.get("extra")
+        install = f"'harness[{extra}]'" if extra else engine
+        return f"{SINGULAR[entry.kind]} '{entry.name}' needs {engine}, which is not installed: pip install {install}"
+    return None
 
 
 def strict_mode() -> bool:

@@ -19,6 +19,7 @@ from harness import __version__, checkpoint
 from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
 from harness.errors import ConfigError
 from harness.examples import ExampleRecorder, examples_table
+from harness.loggers import RunLoggers, check_loggers
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError, build_regularizers
 from harness.results import check_writable, config_id, read_row, write_table
@@ -255,11 +256,13 @@ class Training:
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
-    def run(self, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None) -> None:
+    def run(self, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None,
+            loggers: RunLoggers | None = None) -> None:
         """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it.
 
         Continues after the epochs already in ``history``; with ``checkpoint_path``, saves a
-        checkpoint there after every epoch that training goes on from.
+        checkpoint there after every epoch that training goes on from; ``loggers`` receive every
+        epoch's row as it is recorded.
         """
         config, model, optimizer, batches = self.config, self.model, self.optimizer, self.batches
         n_train = len(batches.labels)
@@ -287,6 +290,8 @@ class Training:
             self.examples.end_epoch(epoch)
             row["wall_seconds"] = time.perf_counter() - start
             self.history.append(row)
+            if loggers is not None:
+                loggers.epoch_finished(row)
             progress.epoch(row)
             if row["train_acc"] == 1.0:
                 break
@@ -305,6 +310,9 @@ def execute(
     force: bool = False,
     progress: RunProgress | None = None,
     resume: bool = True,
+    *,
+    log: tuple[str, ...] = (),
+    sweep: str | None = None,
 ) -> RunOutcome:
     """Run (or skip, when already completed) one configuration and store it.
 
@@ -312,10 +320,14 @@ def execute(
     as ``failed``; both re-raise. Every epoch is checkpointed, and an interrupted run resumes
     from its checkpoint (``resume=False`` starts over); the checkpoint is removed when the
     run completes. Files are written atomically, nothing partial is left.
+
+    ``log`` holds the ``NAME[=URI]`` of the loggers that receive the run's events
+    (:mod:`harness.loggers`), ``sweep`` the name of the sweep the run belongs to (told to them).
     """
     config = resolve_config(config)
     regularizers = build_regularizers(config.regularizers)
     model_options(config, regularizers)
+    check_loggers(log)
     torch_device = resolve_device(device)
     results_dir = Path(results_dir)
     check_writable(results_dir)
@@ -352,9 +364,11 @@ def execute(
     }
     start = time.perf_counter()
     row["status"] = "interrupted"  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
+    loggers = RunLoggers(log, run_id)
     try:
         with checkpoint.sigterm_as_interrupt():
-            training.run(progress or RunProgress(), run_id, saved)
+            loggers.run_started(config, results_dir, resumed_from_epoch, sweep)
+            training.run(progress or RunProgress(), run_id, saved, loggers)
         row["status"] = "completed"
     except Exception as error:
         row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
@@ -362,7 +376,10 @@ def execute(
     finally:
         row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
         row["wall_seconds"] = time.perf_counter() - start
-        path = store(results_dir, row, training.history, training.examples_table(run_id))
+        try:
+            loggers.run_finished(row)
+        finally:  # a Ctrl-C while the loggers finish loses nothing
+            path = store(results_dir, row, training.history, training.examples_table(run_id))
     saved.unlink(missing_ok=True)
     return RunOutcome(row, path)
 

@@ -51,6 +51,8 @@ RUNS_SCHEMA = schema(
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),
     column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
+    column("logger_errors", pa.int64(), "errors raised by the run's loggers (--log); each logger that raised was named in "
+           "a warning and left out for the rest of the run, which went on"),
 )
 
 EPOCHS_SCHEMA = schema(

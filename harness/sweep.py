@@ -31,6 +31,11 @@ own and the runs of all of them are taken together (duplicates once).
     timeout_min = 120
     slurm_partition = "gpu"
 
+    # Optional, at the top (before any table): the loggers every run reports to, as
+    # `--log NAME[=URI]` (the command line's --log, when given, replaces these). Logging
+    # does not change a run's results, so it is no part of the run id.
+    log = ["tensorboard", "mlflow=file:./mlruns"]
+
 Runs already completed in the results folder are never submitted, so a sweep resumes
 after a crash or Ctrl-C: interrupted runs continue from their last checkpoint, completed
 ones are not redone. Every run writes its own files, so executors run them anywhere the
@@ -42,12 +47,13 @@ from __future__ import annotations
 import itertools
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.checkpoint import checkpoint_path, saved_epochs, sigterm_as_interrupt
 from harness.errors import ConfigError
 from harness.executors import ExecutorSettings, Result, make_executor, parse_option
+from harness.loggers import check_loggers
 from harness.regularizers import build_regularizers
 from harness.results import check_writable, read_row
 from harness.runner import RunConfig, resolve_config
@@ -91,8 +97,8 @@ def to_config(options: dict) -> RunConfig:
 
 def expand(spec: dict) -> list[RunConfig]:
     """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
-    check_keys(set(spec) - {"grid", "overrides", "executor"},
-               "the top level (only [grid], [overrides] and [executor] are allowed)")
+    check_keys(set(spec) - {"grid", "overrides", "executor", "log"},
+               "the top level (only log, [grid], [overrides] and [executor] are allowed)")
     overrides = spec.get("overrides", {})
     check_keys(overrides, "[overrides]")
     grids = spec.get("grid", [{}])
@@ -114,25 +120,38 @@ def expand(spec: dict) -> list[RunConfig]:
 
 @dataclass
 class Sweep:
-    """A loaded spec: its runs and the executor it asks for."""
+    """A loaded spec: its runs, the executor it asks for, the loggers of its runs and its name."""
 
     configs: list[RunConfig]
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
+    log: tuple[str, ...] = ()
+    name: str | None = None
 
-    def with_command_line(self, executor: str | None, options: list[str]) -> Sweep:
-        """The command line's executor and ``KEY=VALUE`` options win over the spec's.
+    def with_command_line(self, executor: str | None, options: list[str], log: list[str] | None = None) -> Sweep:
+        """The command line's executor and ``KEY=VALUE`` options win over the spec's, and its
+        loggers (``--log``), when it names any, replace the spec's.
 
         Another executor than the spec's starts from no options; the same one adds to them.
         """
         name = executor or self.executor
         merged = dict(self.executor_options) if name == self.executor else {}
         merged.update(parse_option(option) for option in options)
-        return Sweep(self.configs, name, merged)
+        return replace(self, executor=name, executor_options=merged, log=tuple(log) if log else self.log)
+
+
+def spec_log(spec: dict) -> tuple[str, ...]:
+    """The spec's ``log = ["NAME[=URI]", ...]``, checked."""
+    log = spec.get("log", [])
+    if not isinstance(log, list) or not all(isinstance(text, str) for text in log):
+        raise SweepSpecError(f"log must be a list of \"NAME[=URI]\" strings, got {log!r}")
+    check_loggers(log)
+    return tuple(log)
 
 
 def load_sweep(path: Path) -> Sweep:
-    """The runs of a TOML spec file, each checked (names, ranges) before anything runs, and its executor."""
+    """The runs of a TOML spec file, each checked (names, ranges) before anything runs, its executor
+    and its loggers; the sweep is named after the file."""
     try:
         with open(path, "rb") as file:
             spec = tomllib.load(file)
@@ -142,7 +161,7 @@ def load_sweep(path: Path) -> Sweep:
     for config in configs:
         build_regularizers(config.regularizers)
     options = dict(spec.get("executor", {}))
-    return Sweep(configs, options.pop("name", "local"), options)
+    return Sweep(configs, options.pop("name", "local"), options, spec_log(spec), Path(path).stem)
 
 
 def load_spec(path: Path) -> list[RunConfig]:
@@ -182,14 +201,19 @@ def run_sweep(
     runs_per_gpu: int = 1,
     on_progress=lambda counts: None,
     poll_seconds: float = 1.0,
+    *,
+    log: tuple[str, ...] = (),
+    sweep: str | None = None,
 ) -> SweepSummary:
     """Run every configuration not yet completed on ``executor``, calling ``on_result`` as each lands.
 
-    Completed runs are reported as ``skipped`` and never submitted. ``on_progress`` gets the
+    Every run reports to the loggers ``log`` (``NAME[=URI]``), which are told the sweep's name
+    ``sweep``. Completed runs are reported as ``skipped`` and never submitted. ``on_progress`` gets the
     counts of ``queued``, ``running`` and ``done`` runs every ``poll_seconds``. On Ctrl-C the
     submitted tasks are cancelled (``summary.cancelled`` of them) and the summary says
     ``interrupted``; running the sweep again resumes it (interrupted runs from their checkpoints).
     """
+    check_loggers(log)
     summary = SweepSummary()
 
     def finish(result: Result) -> None:
@@ -205,7 +229,7 @@ def run_sweep(
             finish(Result(config, "skipped", row))
     if not todo:
         return summary
-    settings = ExecutorSettings(Path(results_dir), data_root, device, jobs, runs_per_gpu, resume)
+    settings = ExecutorSettings(Path(results_dir), data_root, device, jobs, runs_per_gpu, resume, tuple(log), sweep)
     check_writable(Path(results_dir))
     engine = make_executor(executor, settings, executor_options)
     with sigterm_as_interrupt():  # a scheduler's stop: cancel and shut the workers down, as on Ctrl-C

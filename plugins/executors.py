@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from harness import hookimpl
@@ -26,8 +28,14 @@ worker_interrupted = False
 """Set in a worker process once Ctrl-C reached it, so it starts none of its queued runs."""
 
 
+def warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of a worker: one line on stderr, as the command line shows warnings."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def init_worker(threads: int, gpus) -> None:
-    """Set a worker's torch threads and, with GPUs, take one GPU slot (before CUDA starts)."""
+    """Set a worker's torch threads and one-line warnings and, with GPUs, take one GPU slot (before CUDA starts)."""
+    warnings.showwarning = warning_line
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     import torch

@@ -4,10 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from plugin_packages import install_packages
 
 PACKAGES = {
     "harness-tinynet": (
@@ -81,42 +81,10 @@ PACKAGES = {
 }
 
 
-def build_package(root: Path, dist: str, module: str, source: str) -> Path:
-    folder = root / dist
-    folder.mkdir()
-    (folder / f"{module}.py").write_text(textwrap.dedent(source))
-    (folder / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""
-            [build-system]
-            requires = ["setuptools>=64"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "{dist}"
-            version = "1.2.3"
-
-            [project.entry-points.harness]
-            {module} = "{module}"
-            """
-        )
-    )
-    return folder
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """A folder with the three plugin packages pip-installed into it."""
-    root = tmp_path_factory.mktemp("plugins")
-    sources = [build_package(root, dist, module, code) for dist, (module, code) in PACKAGES.items()]
-    target = root / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, sources)],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    """A folder with the plugin packages pip-installed into it."""
+    return install_packages(tmp_path_factory.mktemp("plugins"), PACKAGES)
 
 
 def harness_cli(site: Path, *args, strict=False) -> subprocess.CompletedProcess:

@@ -24,6 +24,7 @@ err_console = Console(stderr=True)
 DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder).")
 ResultsDirOption = typer.Option(Path("results"), "--results-dir", help="Results folder.")
 DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+LogOption = typer.Option([], "--log", help="NAME[=URI]: report every epoch to a logger (tensorboard, mlflow, ...); repeatable.")
 
 
 def wide_console() -> Console:

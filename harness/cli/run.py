@@ -12,6 +12,7 @@ from rich.table import Table
 from harness.cli.common import (
     DataRootOption,
     DeviceOption,
+    LogOption,
     ResultsDirOption,
     console,
     err_console,
@@ -61,6 +62,7 @@ def run_command(
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
     force: bool = typer.Option(False, help="Run again even if this configuration already completed."),
+    log: list[str] = LogOption,
 ):
     """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
     from harness.runner import RunConfig, execute
@@ -73,7 +75,7 @@ def run_command(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[stats]}"))
     try:
         with Progress(*columns, console=err_console, transient=False) as progress:
-            outcome = execute(config, results_dir, data_root, device, force, RichRunProgress(progress))
+            outcome = execute(config, results_dir, data_root, device, force, RichRunProgress(progress), log=tuple(log))
     except KeyboardInterrupt:
         fail(f"interrupted; the finished epochs are stored in {results_dir}", code=130)
     row = outcome.row

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail
+from harness.cli.common import DataRootOption, DeviceOption, LogOption, ResultsDirOption, console, err_console, fail
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -23,9 +23,10 @@ def sweep_command(
     status: bool = typer.Option(False, "--status", help="Show what is completed, started, failed and missing; run nothing."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start interrupted runs over, not from their checkpoints."),
     runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."),
+    log: list[str] = LogOption,
 ):
     """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
-    sweep = load_sweep(spec).with_command_line(executor, executor_option)
+    sweep = load_sweep(spec).with_command_line(executor, executor_option, log)
     if status:
         for line in format_status(sweep_status(sweep.configs, results_dir)):
             console.print(line, highlight=False, soft_wrap=True)
@@ -44,7 +45,7 @@ def sweep_command(
             progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
 
         summary = run_sweep(sweep.configs, results_dir, data_root, device, jobs, on_result, sweep.executor,
-                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress)
+                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress, log=sweep.log, sweep=sweep.name)
     for result in summary.failed:
         err_console.print(f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
                           highlight=False, soft_wrap=True)
