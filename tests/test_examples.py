@@ -179,7 +179,8 @@ def test_report_memorization(tmp_path):
 
     rows, _ = build(results, out)
     assert [r["p"] for r in rows] == [0.2, 0.6]
-    for r in rows:
-        assert r["clean"] + r["corrupted"] == 200
-        for key in ("auroc_final_margin", "auroc_learned_epoch", "auroc_forgetting_events"):
-            assert 0 <= r[key] <= 1
+    assert all(r["clean"] + r["corrupted"] == 200 for r in rows)
+    # The final margin and the epoch an example is learned tell corrupted examples from clean ones, less
+    # well when more labels are noise (five epochs are too few for forgetting events to do so).
+    assert all(r["auroc_final_margin"] > 0.85 and r["auroc_learned_epoch"] > 0.8 for r in rows)
+    assert rows[0]["auroc_final_margin"] > rows[1]["auroc_final_margin"]

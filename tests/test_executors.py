@@ -96,18 +96,58 @@ def test_completed_runs_are_never_submitted(tmp_path, monkeypatch):
     assert [s.state for s in sweep_status(configs + tiny_configs([7]), tmp_path)] == ["completed", "completed", "missing"]
 
 
-def kill_processes(command_part: str) -> int:
-    """SIGKILL every process whose command line contains ``command_part``; how many."""
-    killed = 0
+def descendants(pid: int) -> set[int]:
+    """The ids of every process below ``pid`` in the process tree (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
     for proc in Path("/proc").iterdir():
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
+        if not proc.name.isdigit():
             continue
-        if proc.name.isdigit() and command_part in command:
-            os.kill(int(proc.name), signal.SIGKILL)
-            killed += 1
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # not a process, or it ended while being read
+        children.setdefault(int(fields[1]), []).append(int(proc.name))
+    found, stack = set(), [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return found
+
+
+def kill_spawned(command_part: str) -> int:
+    """SIGKILL the processes this test process spawned (directly or not) whose command line contains
+    ``command_part``; how many. Processes of anyone else on the machine are never touched."""
+    killed = 0
+    for pid in descendants(os.getpid()):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if command_part in command:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        except (OSError, ProcessLookupError):
+            continue  # it ended in the meantime
     return killed
+
+
+def test_kill_spawned_ends_only_this_process_tree():
+    import subprocess
+    import sys
+
+    marker = "harness-test-sleeper-marker"
+    sleeper = [sys.executable, "-c", f"import time; time.sleep(60)  # {marker}"]
+    ours = subprocess.Popen(sleeper)
+    # A sleeper whose parent exits at once: reparented away from this process, it is no longer ours.
+    starter = f"import subprocess as s; print(s.Popen({sleeper!r}, stdout=s.DEVNULL, stderr=s.DEVNULL).pid)"
+    orphan = int(subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, check=True).stdout)
+    try:
+        assert ours.pid in descendants(os.getpid()) and orphan not in descendants(os.getpid())
+        assert kill_spawned(marker) == 1 and ours.wait(timeout=10) == -signal.SIGKILL
+        os.kill(orphan, 0)  # still alive
+    finally:
+        ours.kill()
+        ours.wait()
+        os.kill(orphan, signal.SIGKILL)
 
 
 @needs_submitit
@@ -128,7 +168,7 @@ def test_submitit_local_processes_run_a_sweep(tmp_path):
 def test_submitit_job_that_dies_is_recorded_failed_and_retried(tmp_path):
     configs = tiny_configs([0])
     summary = run_sweep(configs, tmp_path, device="cpu", executor="submitit", executor_options={"cluster": "local"},
-                        poll_seconds=0.2, on_progress=lambda counts: kill_processes(f"{tmp_path}/logs/"))
+                        poll_seconds=0.2, on_progress=lambda counts: kill_spawned(f"{tmp_path}/logs/"))
     assert len(summary.failed) == 1 and "job" in summary.failed[0].error
     assert stored_statuses(tmp_path) == {configs[0].run_id: "failed"}
     assert run_sweep(configs, tmp_path, device="cpu", executor="submitit",
@@ -190,7 +230,7 @@ def test_ray_tasks_run_a_sweep_and_a_lost_worker_is_a_failed_run(ray_instance, t
     crash = [resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", epochs=500))]
     summary = run_sweep(crash, tmp_path / "crash", device="cpu", executor="ray",
                         executor_options={"num_cpus": 1}, poll_seconds=0.2,
-                        on_progress=lambda counts: kill_processes("ray::run_task"))
+                        on_progress=lambda counts: kill_spawned("ray::run_task"))
     assert len(summary.failed) == 1 and "Ray task failed" in summary.failed[0].error
     assert stored_statuses(tmp_path / "crash") == {crash[0].run_id: "failed"}
 

@@ -3,7 +3,8 @@
 The streamed (out-of-core) Cholesky's schedule runs here on NumPy with a simulated
 device that executes queued copies and tile operations in random orders allowed by
 their streams and events. The tests marked ``gpu`` need CuPy and a CUDA device
-(``pytest -m gpu``); they compare every GPU path with the NumPy backend.
+(they run by default where both are present and skip, saying so, where not); they compare every GPU
+path with the NumPy backend.
 """
 
 import subprocess
@@ -146,14 +147,21 @@ def test_importing_the_solver_does_not_import_cupy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.skipif(gpu_available(), reason="CuPy sees a CUDA device here")
 def test_cuda_device_needs_a_gpu():
-    assert isinstance(gpu_available(), bool)
-    if gpu_available():
-        assert kernel_backend("cuda") == "cupy"
-    else:
-        assert kernel_backend("auto") == "numpy"
-        with pytest.raises(ValueError, match="sees no CUDA device"):
-            kernel_backend("cuda")
+    assert kernel_backend("auto") == "numpy"
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        kernel_backend("cuda")
+
+
+@gpu_test
+def test_cuda_and_auto_use_cupy_on_a_gpu():
+    assert kernel_backend("cuda") == kernel_backend("auto") == "cupy" and kernel_backend("cpu") == "numpy"
+
+
+def test_gpu_available_is_false_without_cupy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # importing it raises ImportError
+    assert gpu_available() is False
 
 
 # --- on a GPU ---------------------------------------------------------------------------------------------------
