@@ -97,11 +97,21 @@ class RunTask:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_one(config, self.results_dir, self.data_root, self.device, self.resume, log=self.log, sweep=self.sweep)
+        return run_one(
+            config, self.results_dir, self.data_root, self.device, self.resume, log=self.log, sweep=self.sweep
+        )
 
 
-def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str, resume: bool = True, *,
-            log: tuple[str, ...] = (), sweep: str | None = None) -> Result:
+def run_one(
+    config: RunConfig,
+    results_dir: Path,
+    data_root: Path | None,
+    device: str,
+    resume: bool = True,
+    *,
+    log: tuple[str, ...] = (),
+    sweep: str | None = None,
+) -> Result:
     """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
     try:
         outcome = execute(config, results_dir, data_root, device, resume=resume, log=log, sweep=sweep)
@@ -116,18 +126,32 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result
     """Store a ``failed`` runs row unless the runner already stored one; the failed Result."""
     existing = read_row(results_dir, "runs", config.run_id)
     if existing is None or existing["status"] != "failed":
-        row = {"run_id": config.run_id, "status": "failed", "error": message, "max_epochs": config.epochs,
-               "regularizers": list(config.regularizers),
-               **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")}}
+        row = {
+            "run_id": config.run_id,
+            "status": "failed",
+            "error": message,
+            "max_epochs": config.epochs,
+            "regularizers": list(config.regularizers),
+            **{
+                k: getattr(config, k)
+                for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
+            },
+        }
         write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
     return Result(config, "failed", error=message)
 
 
 def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
     """The task of every run of a sweep, with absolute paths (a worker may start elsewhere)."""
-    return RunTask(Path(settings.results_dir).absolute(),
-                   None if settings.data_root is None else Path(settings.data_root).absolute(),
-                   settings.device, settings.resume, threads, settings.log, settings.sweep)
+    return RunTask(
+        Path(settings.results_dir).absolute(),
+        None if settings.data_root is None else Path(settings.data_root).absolute(),
+        settings.device,
+        settings.resume,
+        threads,
+        settings.log,
+        settings.sweep,
+    )
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -146,8 +170,9 @@ def check_options(executor: str, options: dict, known) -> None:
     """Raise ExecutorError for an option not in ``known``, listing the known ones."""
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ExecutorError(f"unknown option(s) {', '.join(unknown)} for executor '{executor}'; "
-                            f"known: {', '.join(sorted(known))}")
+        raise ExecutorError(
+            f"unknown option(s) {', '.join(unknown)} for executor '{executor}'; known: {', '.join(sorted(known))}"
+        )
 
 
 def make_executor(name: str, settings: ExecutorSettings, options: dict | None = None) -> Executor:

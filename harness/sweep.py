@@ -97,8 +97,10 @@ def to_config(options: dict) -> RunConfig:
 
 def expand(spec: dict) -> list[RunConfig]:
     """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
-    check_keys(set(spec) - {"grid", "overrides", "executor", "log"},
-               "the top level (only log, [grid], [overrides] and [executor] are allowed)")
+    check_keys(
+        set(spec) - {"grid", "overrides", "executor", "log"},
+        "the top level (only log, [grid], [overrides] and [executor] are allowed)",
+    )
     overrides = spec.get("overrides", {})
     check_keys(overrides, "[overrides]")
     grids = spec.get("grid", [{}])
@@ -144,7 +146,7 @@ def spec_log(spec: dict) -> tuple[str, ...]:
     """The spec's ``log = ["NAME[=URI]", ...]``, checked."""
     log = spec.get("log", [])
     if not isinstance(log, list) or not all(isinstance(text, str) for text in log):
-        raise SweepSpecError(f"log must be a list of \"NAME[=URI]\" strings, got {log!r}")
+        raise SweepSpecError(f'log must be a list of "NAME[=URI]" strings, got {log!r}')
     check_loggers(log)
     return tuple(log)
 
@@ -275,7 +277,9 @@ def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
         elif row["status"] == "failed":
             states.append(RunState(config, "failed", row["error"] or ""))
         elif row["status"] == "interrupted":
-            states.append(RunState(config, "interrupted", ", ".join(filter(None, (f"{row['epochs']} epochs stored", checkpoint)))))
+            states.append(
+                RunState(config, "interrupted", ", ".join(filter(None, (f"{row['epochs']} epochs stored", checkpoint))))
+            )
         else:
             states.append(RunState(config, "completed", f"{row['epochs']} epochs"))
     return states

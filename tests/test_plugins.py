@@ -91,7 +91,10 @@ def harness_cli(site: Path, *args, strict=False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_STRICT_PLUGINS": "1" if strict else "0"}
     return subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -112,8 +115,22 @@ def test_third_party_model_corruption_and_command(site, tmp_path):
     assert len(typo) == 1 and "failed to load" in typo[0] and "unknown hook(s) register_model;" in typo[0]
     assert "never_seen" not in models
 
-    run = harness_cli(site, "run", "--plugin", "tinynet", "--dataset", "digits", "--corruption", "all_zero",
-                      "--epochs", "3", "--results-dir", tmp_path, "--device", "cpu")
+    run = harness_cli(
+        site,
+        "run",
+        "--plugin",
+        "tinynet",
+        "--dataset",
+        "digits",
+        "--corruption",
+        "all_zero",
+        "--epochs",
+        "3",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 0, run.stderr
     assert "train acc 100.00%" in run.stdout  # every label is 0: trivially fitted
     assert harness_cli(site, "hello").stdout.strip() == "hello from tinynet"
@@ -127,8 +144,20 @@ def test_strict_mode_turns_a_broken_plugin_into_an_error(site):
 
 
 def test_a_bug_in_a_model_plugin_is_a_traceback_naming_the_plugin(site, tmp_path):
-    result = harness_cli(site, "run", "--plugin", "crashy", "--dataset", "digits", "--epochs", "1",
-                         "--results-dir", tmp_path, "--device", "cpu")
+    result = harness_cli(
+        site,
+        "run",
+        "--plugin",
+        "crashy",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "self.fc(x.flatten(1))" in result.stderr
     last = " ".join(result.stderr.strip().splitlines()[-2:])
