@@ -52,8 +52,9 @@ def timed_run(config: RunConfig, records: bool) -> tuple[float, float]:
         if not records:
             stack.enter_context(mock.patch.object(runner, "evaluate", evaluate_without_records))
             stack.enter_context(mock.patch.object(ExampleRecorder, "end_epoch", lambda self, epoch: None))
-            stack.enter_context(mock.patch.object(runner.Training, "examples_table",
-                                                  lambda self, run_id: EXAMPLES_SCHEMA.empty_table()))
+            stack.enter_context(
+                mock.patch.object(runner.Training, "examples_table", lambda self, run_id: EXAMPLES_SCHEMA.empty_table())
+            )
         wall, cpu = time.perf_counter(), time.process_time()
         execute(config, results, device="cpu")
         return time.perf_counter() - wall, time.process_time() - cpu
@@ -73,8 +74,9 @@ def record_costs(config: RunConfig, repeats: int) -> tuple[float, float, float]:
     """CPU seconds of one training-set evaluation with and without the records, and of writing
     the ``examples`` file."""
     config = resolve_config(config)
-    data = prepare_data(config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size,
-                        config.test_size)
+    data = prepare_data(
+        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size
+    )
     training = runner.Training(config, data, [], torch.device("cpu"))
     inputs, labels = training.evaluations["train"]
 
@@ -108,8 +110,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     # lr 0 keeps every epoch's work identical (no early stop at 100 % training accuracy).
-    config = RunConfig(args.model, "random_labels", args.dataset, corrupt_prob=0.2, train_size=args.train_size,
-                       test_size=args.test_size, epochs=args.epochs, lr=1e-9, lr_decay=1.0)
+    config = RunConfig(
+        args.model,
+        "random_labels",
+        args.dataset,
+        corrupt_prob=0.2,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        epochs=args.epochs,
+        lr=1e-9,
+        lr_decay=1.0,
+    )
     print(f"load before: {uptime()}", flush=True)
     timed_run(config, True)  # warm-up: imports, data loading, caches
     pairs = []
@@ -117,21 +128,30 @@ def main() -> None:
         order = (True, False) if repeat % 2 == 0 else (False, True)
         times = {records: timed_run(config, records) for records in order}
         pairs.append(times)
-        print(f"repeat {repeat + 1}: with {times[True][0]:.2f} s wall / {times[True][1]:.2f} s CPU, "
-              f"without {times[False][0]:.2f} s / {times[False][1]:.2f} s", flush=True)
+        print(
+            f"repeat {repeat + 1}: with {times[True][0]:.2f} s wall / {times[True][1]:.2f} s CPU, "
+            f"without {times[False][0]:.2f} s / {times[False][1]:.2f} s",
+            flush=True,
+        )
     print(f"load after: {uptime()}")
     for kind, i in (("wall", 0), ("CPU", 1)):
         ratios = [p[True][i] / p[False][i] for p in pairs]
-        print(f"{kind} time with / without records: median {statistics.median(ratios):.3f} "
-              f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)})")
-    print(f"{args.model} on {args.dataset} (train {args.train_size or 'all'}, test {args.test_size or 'all'}), "
-          f"{args.epochs} epochs, {args.threads} thread(s)")
+        print(
+            f"{kind} time with / without records: median {statistics.median(ratios):.3f} "
+            f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)})"
+        )
+    print(
+        f"{args.model} on {args.dataset} (train {args.train_size or 'all'}, test {args.test_size or 'all'}), "
+        f"{args.epochs} epochs, {args.threads} thread(s)"
+    )
     epoch_cpu = statistics.median(p[False][1] for p in pairs) / args.epochs
     with_records, without, write = record_costs(config, 10)
     added = with_records - without
-    print(f"training-set evaluation (fastest of 30): {with_records * 1e3:.1f} ms with records, {without * 1e3:.1f} ms "
-          f"without: +{added * 1e3:.2f} ms per epoch = {added / epoch_cpu:.2%} of an epoch's CPU time "
-          f"({epoch_cpu:.2f} s, median run without records)")
+    print(
+        f"training-set evaluation (fastest of 30): {with_records * 1e3:.1f} ms with records, {without * 1e3:.1f} ms "
+        f"without: +{added * 1e3:.2f} ms per epoch = {added / epoch_cpu:.2%} of an epoch's CPU time "
+        f"({epoch_cpu:.2f} s, median run without records)"
+    )
     print(f"writing the examples file once: {write * 1e3:.1f} ms = {write / (epoch_cpu * args.epochs):.2%} of the run")
 
 

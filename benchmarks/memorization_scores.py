@@ -41,8 +41,9 @@ def save_grid(data, table, out: Path, count: int = 16) -> Path:
         ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
         ax.set_title(f"y={data.y_train[index[position]]} s={score[position]:.2f}", fontsize=8)
         ax.axis("off")
-    figure.suptitle(f"clean {data.name} examples: {count} highest memorization scores (top), {count} lowest (bottom)",
-                    fontsize=9)
+    figure.suptitle(
+        f"clean {data.name} examples: {count} highest memorization scores (top), {count} lowest (bottom)", fontsize=9
+    )
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
@@ -67,21 +68,42 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args()
 
-    config = MemorizationConfig(args.model, args.dataset, "random_labels", args.corrupt_prob, 0, args.train_size,
-                                args.test_size, args.models, args.subset_fraction, args.epochs, args.batch_size,
-                                args.lr, lr_decay=1.0)
+    config = MemorizationConfig(
+        args.model,
+        args.dataset,
+        "random_labels",
+        args.corrupt_prob,
+        0,
+        args.train_size,
+        args.test_size,
+        args.models,
+        args.subset_fraction,
+        args.epochs,
+        args.batch_size,
+        args.lr,
+        lr_decay=1.0,
+    )
     print(f"load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
-    result = estimate(config, args.results_dir, device="cpu", jobs=args.jobs,
-                      on_result=lambda r: print(f"  model {r.config.subset[1]}: {r.status}", flush=True))
+    result = estimate(
+        config,
+        args.results_dir,
+        device="cpu",
+        jobs=args.jobs,
+        on_result=lambda r: print(f"  model {r.config.subset[1]}: {r.status}", flush=True),
+    )
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     table = result.table
     score = table.column("score").to_numpy(zero_copy_only=False)
     corrupted = table.column("corrupted").to_numpy(zero_copy_only=False).astype(bool)
-    print(f"{args.model} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
-          f"{args.models} models on {args.subset_fraction:.0%} subsets, ≤{args.epochs} epochs")
+    print(
+        f"{args.model} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
+        f"{args.models} models on {args.subset_fraction:.0%} subsets, ≤{args.epochs} epochs"
+    )
     print(f"seconds per model (wall, under the load above): {result.seconds_per_model:.1f}")
-    print(f"AUROC of the score for corrupted: {result.corrupted_auroc:.3f} "
-          f"({corrupted.sum()} corrupted, {(~corrupted).sum()} clean)")
+    print(
+        f"AUROC of the score for corrupted: {result.corrupted_auroc:.3f} "
+        f"({corrupted.sum()} corrupted, {(~corrupted).sum()} clean)"
+    )
     print(f"mean score: corrupted {np.nanmean(score[corrupted]):.3f}, clean {np.nanmean(score[~corrupted]):.3f}")
     _, trained, correct = load_outcomes(args.results_dir, [c.run_id for c in config.run_configs()])
     for half in (2, 4, 8, 16, 32, 64):

@@ -33,17 +33,30 @@ def measure(executor: str, options: dict, results_dir: Path) -> dict:
     from harness.runner import RunConfig, resolve_config
     from harness.sweep import run_sweep
 
-    configs = [resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption=corruption, seed=seed,
-                                        train_size=1000, test_size=297, epochs=5))
-               for corruption in ("none", "random_labels") for seed in range(8)]
+    configs = [
+        resolve_config(
+            RunConfig(
+                model="mlp_1x512",
+                dataset="digits",
+                corruption=corruption,
+                seed=seed,
+                train_size=1000,
+                test_size=297,
+                epochs=5,
+            )
+        )
+        for corruption in ("none", "random_labels")
+        for seed in range(8)
+    ]
     jobs = int(options.pop("jobs", RUNS_AT_ONCE))
     if executor == "submitit" and options.get("cluster") == "slurm":
         options.setdefault("cpus_per_task", 1)
         options.setdefault("timeout_min", 30)
     load_before = os.getloadavg()
     start_wall, start = time.time(), time.perf_counter()
-    summary = run_sweep(configs, results_dir, device="cpu", jobs=jobs, executor=executor, executor_options=options,
-                        poll_seconds=0.2)
+    summary = run_sweep(
+        configs, results_dir, device="cpu", jobs=jobs, executor=executor, executor_options=options, poll_seconds=0.2
+    )
     wall = time.perf_counter() - start
     rows = read_table(results_dir, "runs").to_pylist()
     assert summary.count("completed") == len(configs) == len(rows), summary
@@ -51,7 +64,9 @@ def measure(executor: str, options: dict, results_dir: Path) -> dict:
     slots = jobs if limited_by_jobs else RUNS_AT_ONCE
     training = sum(r["wall_seconds"] for r in rows)
     return {
-        "executor": executor + "".join(f" {k}={v}" for k, v in options.items()) + (f" jobs={jobs}" if limited_by_jobs else ""),
+        "executor": executor
+        + "".join(f" {k}={v}" for k, v in options.items())
+        + (f" jobs={jobs}" if limited_by_jobs else ""),
         "runs": len(rows),
         "wall_s": round(wall, 1),
         "first_start_s": round(min(r["started_at"].timestamp() for r in rows) - start_wall, 1),
@@ -74,7 +89,9 @@ def main(arguments: list[str]) -> None:
         name, options = parse(arguments[1])
         print(json.dumps(measure(name, options, Path(arguments[2]))))
         return
-    print("| executor | runs | wall (s) | first start (s) | overhead per run (s) | Σ training (s) | load avg before → after |")
+    print(
+        "| executor | runs | wall (s) | first start (s) | overhead per run (s) | Σ training (s) | load avg before → after |"
+    )
     print("|---|---|---|---|---|---|---|")
     for argument in arguments:
         with tempfile.TemporaryDirectory(dir=os.environ.get("HARNESS_BENCH_DIR")) as folder:
@@ -83,8 +100,11 @@ def main(arguments: list[str]) -> None:
             print(f"| {argument} | failed: {out.stderr.strip().splitlines()[-1]} |||||")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"| {r['executor']} | {r['runs']} | {r['wall_s']} | {r['first_start_s']} | {r['overhead_per_run_s']} | "
-              f"{r['training_s']} | {r['load_before'][0]} → {r['load_after'][0]} |", flush=True)
+        print(
+            f"| {r['executor']} | {r['runs']} | {r['wall_s']} | {r['first_start_s']} | {r['overhead_per_run_s']} | "
+            f"{r['training_s']} | {r['load_before'][0]} → {r['load_after'][0]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

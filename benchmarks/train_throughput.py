@@ -27,8 +27,15 @@ from harness.runner import RunConfig, build_model, evaluate, execute, resolve_co
 
 def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -> float:
     """Seconds of a plain PyTorch training loop with per-epoch evaluation."""
-    data = prepare_data(config.dataset, config.corruption, config.corrupt_prob, config.seed,
-                        config.train_size, config.test_size, data_root)
+    data = prepare_data(
+        config.dataset,
+        config.corruption,
+        config.corrupt_prob,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        data_root,
+    )
     x_train, y_train = to_model_input(data.x_train, data).to(device), torch.as_tensor(data.y_train, device=device)
     x_test, y_test = to_model_input(data.x_test, data).to(device), torch.as_tensor(data.y_test, device=device)
     torch.manual_seed(config.seed)
@@ -74,15 +81,31 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="Devices to measure (cuda where available).")
+    parser.add_argument(
+        "--devices", nargs="+", default=["cpu", "cuda"], help="Devices to measure (cuda where available)."
+    )
     args = parser.parse_args()
     devices = [torch.device(d) for d in args.devices if d != "cuda" or torch.cuda.is_available()]
-    table = Table("device", "model", "harness img/s", "bare img/s", "time harness / bare",
-                  title=f"Training throughput ({args.dataset}, {args.train_size} images × {args.epochs} epochs, batch 128)")
+    table = Table(
+        "device",
+        "model",
+        "harness img/s",
+        "bare img/s",
+        "time harness / bare",
+        title=f"Training throughput ({args.dataset}, {args.train_size} images × {args.epochs} epochs, batch 128)",
+    )
     for device in devices:
         for model in args.models:
-            config = resolve_config(RunConfig(model=model, dataset=args.dataset, corruption="random_labels",
-                                              train_size=args.train_size, test_size=args.test_size, epochs=args.epochs))
+            config = resolve_config(
+                RunConfig(
+                    model=model,
+                    dataset=args.dataset,
+                    corruption="random_labels",
+                    train_size=args.train_size,
+                    test_size=args.test_size,
+                    epochs=args.epochs,
+                )
+            )
             bare_loop(replace(config, epochs=1), device, args.data_root)  # warm-up
             images = args.train_size * args.epochs
             seconds = {"harness": [], "bare": []}
@@ -90,7 +113,9 @@ def main() -> None:
                 seconds["harness"].append(harness_loop(config, device, args.data_root))
                 seconds["bare"].append(bare_loop(config, device, args.data_root))
             harness_ips, bare_ips = images / min(seconds["harness"]), images / min(seconds["bare"])
-            table.add_row(device.type, model, f"{harness_ips:,.0f}", f"{bare_ips:,.0f}", f"{bare_ips / harness_ips:.3f}")
+            table.add_row(
+                device.type, model, f"{harness_ips:,.0f}", f"{bare_ips:,.0f}", f"{bare_ips / harness_ips:.3f}"
+            )
     Console().print(table)
 
 

@@ -54,8 +54,12 @@ def random_states() -> dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],  # CPU runs leave CUDA alone
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }
 
@@ -65,16 +69,27 @@ def set_random_states(states: dict) -> None:
     if states["cuda"]:
         torch.cuda.set_rng_state_all(states["cuda"])
     numpy = states["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"],
-                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy["keys"].numpy().astype(np.uint32),
+            numpy["position"],
+            numpy["has_gauss"],
+            numpy["cached_gaussian"],
+        )
+    )
     python = states["python"]
     random.setstate((python["version"], tuple(python["internal"].tolist()), python["gauss"]))
 
 
 def save(path: Path, objects: dict[str, Stateful], values: dict) -> None:
     """Write the state of ``objects``, the random states and ``values`` to ``path`` atomically."""
-    checkpoint = {"format": FORMAT, "state": {name: obj.state_dict() for name, obj in objects.items()},
-                  "random": random_states(), "values": values}
+    checkpoint = {
+        "format": FORMAT,
+        "state": {name: obj.state_dict() for name, obj in objects.items()},
+        "random": random_states(),
+        "values": values,
+    }
     write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
@@ -88,8 +103,10 @@ def load(path: Path, objects: dict[str, Stateful]) -> dict | None:
         return None
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if checkpoint.get("format") != FORMAT or set(checkpoint["state"]) != set(objects):
-        raise ValueError(f"checkpoint {path} does not match this run (holds {sorted(checkpoint['state'])}, "
-                         f"expected {sorted(objects)}); delete it or use --no-resume")
+        raise ValueError(
+            f"checkpoint {path} does not match this run (holds {sorted(checkpoint['state'])}, "
+            f"expected {sorted(objects)}); delete it or use --no-resume"
+        )
     for name, obj in objects.items():
         obj.load_state_dict(checkpoint["state"][name])
     set_random_states(checkpoint["random"])

@@ -38,8 +38,9 @@ class ExampleRecorder:
     def __len__(self) -> int:
         return len(self.correct)
 
-    def observe(self, start: int, logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor,
-                correct: torch.Tensor) -> None:
+    def observe(
+        self, start: int, logits: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor, correct: torch.Tensor
+    ) -> None:
         """One evaluated batch: examples ``start`` to ``start + len(labels)``, their logits, labels,
         per-example cross-entropy and whether the prediction is the label."""
         end = start + len(labels)
@@ -67,8 +68,10 @@ class ExampleRecorder:
 
     def state_dict(self) -> dict:
         """The history as plain CPU tensors (for a checkpoint)."""
-        state = {name: getattr(self, name).cpu().clone() for name in
-                 ("correct", "first_fit", "streak_start", "forgetting", "margin", "loss")}
+        state = {
+            name: getattr(self, name).cpu().clone()
+            for name in ("correct", "first_fit", "streak_start", "forgetting", "margin", "loss")
+        }
         return {**state, "epochs": torch.tensor(self.epochs)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -93,9 +96,16 @@ class ExampleRecorder:
         }
 
 
-def examples_table(run_id: str, recorder: ExampleRecorder, index: np.ndarray, labels: np.ndarray,
-                   true_labels: np.ndarray | None, corrupted: np.ndarray | None, redrawn: np.ndarray | None,
-                   trained: np.ndarray) -> pa.Table:
+def examples_table(
+    run_id: str,
+    recorder: ExampleRecorder,
+    index: np.ndarray,
+    labels: np.ndarray,
+    true_labels: np.ndarray | None,
+    corrupted: np.ndarray | None,
+    redrawn: np.ndarray | None,
+    trained: np.ndarray,
+) -> pa.Table:
     """The ``examples`` rows of a run: recorder position ``i`` is training example ``index[i]``
     (labels and masks are indexed by training example; a None mask is stored as null)."""
 
@@ -115,7 +125,8 @@ def examples_table(run_id: str, recorder: ExampleRecorder, index: np.ndarray, la
     }
     unset = {"first_fit_epoch": history["first_fit_epoch"] == 0, "learned_epoch": history["learned_epoch"] == 0}
     arrays = [
-        pa.nulls(len(index), field.type) if columns[field.name] is None
+        pa.nulls(len(index), field.type)
+        if columns[field.name] is None
         else pa.array(columns[field.name], field.type, mask=unset.get(field.name), from_pandas=True)  # NaN -> null
         for field in EXAMPLES_SCHEMA
     ]

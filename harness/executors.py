@@ -109,18 +109,30 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result
     """Store a ``failed`` runs row unless the runner already stored one; the failed Result."""
     existing = read_row(results_dir, "runs", config.run_id)
     if existing is None or existing["status"] != "failed":
-        row = {"run_id": config.run_id, "status": "failed", "error": message, "max_epochs": config.epochs,
-               "regularizers": list(config.regularizers),
-               **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")}}
+        row = {
+            "run_id": config.run_id,
+            "status": "failed",
+            "error": message,
+            "max_epochs": config.epochs,
+            "regularizers": list(config.regularizers),
+            **{
+                k: getattr(config, k)
+                for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
+            },
+        }
         write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
     return Result(config, "failed", error=message)
 
 
 def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
     """The task of every run of a sweep, with absolute paths (a worker may start elsewhere)."""
-    return RunTask(Path(settings.results_dir).absolute(),
-                   None if settings.data_root is None else Path(settings.data_root).absolute(),
-                   settings.device, settings.resume, threads)
+    return RunTask(
+        Path(settings.results_dir).absolute(),
+        None if settings.data_root is None else Path(settings.data_root).absolute(),
+        settings.device,
+        settings.resume,
+        threads,
+    )
 
 
 def parse_option(text: str) -> tuple[str, object]:
@@ -139,8 +151,9 @@ def check_options(executor: str, options: dict, known) -> None:
     """Raise ExecutorError for an option not in ``known``, listing the known ones."""
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ExecutorError(f"unknown option(s) {', '.join(unknown)} for executor '{executor}'; "
-                            f"known: {', '.join(sorted(known))}")
+        raise ExecutorError(
+            f"unknown option(s) {', '.join(unknown)} for executor '{executor}'; known: {', '.join(sorted(known))}"
+        )
 
 
 def make_executor(name: str, settings: ExecutorSettings, options: dict | None = None) -> Executor:

@@ -126,15 +126,29 @@ def execute(
     if existing is not None and existing["status"] == "completed" and not force:
         return KernelOutcome(existing, results_dir / "kernel_runs" / f"{run_id}.parquet", skipped=True)
     started_at, start = datetime.now(UTC), time.perf_counter()
-    data = prepare_data(config.dataset, config.corruption, config.corrupt_prob, config.seed,
-                        config.train_size, config.test_size, data_root)
+    data = prepare_data(
+        config.dataset,
+        config.corruption,
+        config.corrupt_prob,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        data_root,
+    )
     bandwidth = config.bandwidth
     if bandwidth == "median" and config.kernel != "linear":
         bandwidth = median_bandwidth(feature_map, data.x_train, config.kernel)
     result = solve_kernel_regression(
-        feature_map.blocks(data.x_train, data.x_test), np.eye(data.num_classes)[data.y_train],
-        kernel=config.kernel, bandwidth=bandwidth, ridge=config.ridge, dtype=config.dtype,
-        memory_budget=memory_budget, strict=strict, backend=backend, progress=progress,
+        feature_map.blocks(data.x_train, data.x_test),
+        np.eye(data.num_classes)[data.y_train],
+        kernel=config.kernel,
+        bandwidth=bandwidth,
+        ridge=config.ridge,
+        dtype=config.dtype,
+        memory_budget=memory_budget,
+        strict=strict,
+        backend=backend,
+        progress=progress,
     )
     row = {
         **asdict(config),
@@ -149,9 +163,23 @@ def execute(
         "wall_seconds": time.perf_counter() - start,
         "started_at": started_at,
         "harness_version": __version__,
-        **{k: getattr(result, k) for k in (
-            "feature_dim", "dtype", "backend", "device", "rkhs_norm", "jitter", "relative_residual", "gram_seconds",
-            "factor_seconds", "solve_seconds", "predict_seconds", "peak_memory_bytes")},
+        **{
+            k: getattr(result, k)
+            for k in (
+                "feature_dim",
+                "dtype",
+                "backend",
+                "device",
+                "rkhs_norm",
+                "jitter",
+                "relative_residual",
+                "gram_seconds",
+                "factor_seconds",
+                "solve_seconds",
+                "predict_seconds",
+                "peak_memory_bytes",
+            )
+        },
     }
     path = write_table(results_dir, "kernel_runs", run_id, [row], KERNEL_RUNS_SCHEMA)
     return KernelOutcome(row, path)

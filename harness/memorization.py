@@ -101,8 +101,10 @@ def load_outcomes(results_dir: Path, run_ids: list[str]) -> tuple[pa.Table, np.n
         path = table_path(results_dir, "examples", run_id)
         table = read_parquet(path)
         if table is None:
-            raise MemorizationError(f"the examples of model run {run_id} are missing or unreadable ({path}): "
-                                    "delete its runs file and run the estimate again")
+            raise MemorizationError(
+                f"the examples of model run {run_id} are missing or unreadable ({path}): "
+                "delete its runs file and run the estimate again"
+            )
         table = table.sort_by("index")
         first = first if first is not None else table
         trained.append(table.column("trained").to_numpy(zero_copy_only=False))
@@ -126,26 +128,36 @@ def estimate(
     table. Raises KeyboardInterrupt when the runs were interrupted (run again to resume) and
     MemorizationError when some failed."""
     configs = config.run_configs()
-    summary: SweepSummary = run_sweep(configs, results_dir, data_root, device, jobs, on_result, executor,
-                                      executor_options)
+    summary: SweepSummary = run_sweep(
+        configs, results_dir, data_root, device, jobs, on_result, executor, executor_options
+    )
     if summary.interrupted:
         raise KeyboardInterrupt
     if summary.failed:
         first = summary.failed[0]
-        raise MemorizationError(f"{len(summary.failed)} of {len(configs)} runs failed, e.g. {first.config.run_id}: {first.error}")
+        raise MemorizationError(
+            f"{len(summary.failed)} of {len(configs)} runs failed, e.g. {first.config.run_id}: {first.error}"
+        )
     examples, trained, correct = load_outcomes(results_dir, [c.run_id for c in configs])
     score = scores(trained, correct)
     run_id = config.run_id
-    columns = {"run_id": [run_id] * examples.num_rows, **score,
-               **{name: examples.column(name).to_pylist() for name in ("index", "label", "true_label", "corrupted")}}
-    arrays = [pa.array(columns[field.name], field.type, from_pandas=True) for field in MEMORIZATION_SCHEMA]  # NaN -> null
+    columns = {
+        "run_id": [run_id] * examples.num_rows,
+        **score,
+        **{name: examples.column(name).to_pylist() for name in ("index", "label", "true_label", "corrupted")},
+    }
+    arrays = [
+        pa.array(columns[field.name], field.type, from_pandas=True) for field in MEMORIZATION_SCHEMA
+    ]  # NaN -> null
     table = pa.Table.from_arrays(arrays, schema=MEMORIZATION_SCHEMA)
     path = write_table(results_dir, "memorization", run_id, table, MEMORIZATION_SCHEMA)
     corrupted = examples.column("corrupted").to_numpy(zero_copy_only=False)
     defined = np.isfinite(score["score"])
     seconds = [r.row["wall_seconds"] for r in summary.results if r.row and r.row.get("wall_seconds") is not None]
     return Estimate(
-        run_id, table, path,
+        run_id,
+        table,
+        path,
         seconds_per_model=float(np.mean(seconds)) if seconds else float("nan"),
         corrupted_auroc=auroc(score["score"][defined], corrupted[defined].astype(bool)),
         split_half_spearman=split_half_spearman(trained, correct),

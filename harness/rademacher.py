@@ -76,7 +76,9 @@ def signs(n: int, seed: int, trial: int) -> np.ndarray:
 
 def with_sign_labels(data: ImageDataset, sigma: np.ndarray) -> ImageDataset:
     """The sample relabelled with classes 0/1 for σ = -1/+1, and no test split."""
-    return data.replace(y_train=(sigma > 0).astype(np.int64), num_classes=2, x_test=data.x_test[:0], y_test=data.y_test[:0])
+    return data.replace(
+        y_train=(sigma > 0).astype(np.int64), num_classes=2, x_test=data.x_test[:0], y_test=data.y_test[:0]
+    )
 
 
 def estimate(
@@ -88,8 +90,16 @@ def estimate(
 ) -> tuple[dict, list[dict]]:
     """Run every trial, store the estimate and the trials, return both as rows."""
     run_config = resolve_config(
-        RunConfig(model=config.model, dataset=config.dataset, train_size=config.n, epochs=config.epochs,
-                  batch_size=config.batch_size, lr=config.lr, lr_decay=config.lr_decay, seed=config.seed)
+        RunConfig(
+            model=config.model,
+            dataset=config.dataset,
+            train_size=config.n,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            lr_decay=config.lr_decay,
+            seed=config.seed,
+        )
     )
     torch_device = resolve_device(device)
     check_writable(Path(results_dir))
@@ -103,12 +113,21 @@ def estimate(
         last = training.history[-1]
         fitted = next((h["epoch"] for h in training.history if h["train_acc"] == 1.0), None)
         trials.append(
-            {"run_id": config.run_id, "trial": trial, "correlation": 2 * last["train_acc"] - 1,
-             "train_acc": last["train_acc"], "epochs": last["epoch"], "fit_epoch": fitted}
+            {
+                "run_id": config.run_id,
+                "trial": trial,
+                "correlation": 2 * last["train_acc"] - 1,
+                "train_acc": last["train_acc"],
+                "epochs": last["epoch"],
+                "fit_epoch": fitted,
+            }
         )
     correlations = np.array([t["correlation"] for t in trials])
     summary = {
-        **{k: getattr(config, k) for k in ("model", "dataset", "n", "trials", "epochs", "batch_size", "lr_decay", "seed")},
+        **{
+            k: getattr(config, k)
+            for k in ("model", "dataset", "n", "trials", "epochs", "batch_size", "lr_decay", "seed")
+        },
         "run_id": config.run_id,
         "lr": run_config.lr,
         "estimate": float(correlations.mean()),

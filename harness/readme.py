@@ -17,7 +17,7 @@ def section(text: str, name: str) -> str:
     start, end = markers(name)
     if start not in text or end not in text:
         raise ConfigError(f"no generated section '{name}': the file needs the lines {start.strip()} and {end}")
-    return text[text.index(start) + len(start):text.index(end)]
+    return text[text.index(start) + len(start) : text.index(end)]
 
 
 def replace_section(path: Path, name: str, body: str) -> bool:
@@ -28,6 +28,6 @@ def replace_section(path: Path, name: str, body: str) -> bool:
         return False
     start, _ = markers(name)
     begin = text.index(start) + len(start)
-    updated = text[:begin] + body + text[begin + len(old):]
+    updated = text[:begin] + body + text[begin + len(old) :]
     write_atomically(Path(path), lambda tmp: Path(tmp).write_text(updated))
     return True

@@ -80,9 +80,7 @@ class Registry:
     def add(self, kind: str, name: str, obj: object, source: str, **info) -> None:
         existing = self._entries[kind].get(name)
         if existing is not None:
-            raise PluginError(
-                f"{SINGULAR[kind]} '{name}' is registered twice: by {existing.source} and by {source}"
-            )
+            raise PluginError(f"{SINGULAR[kind]} '{name}' is registered twice: by {existing.source} and by {source}")
         self._entries[kind][name] = Entry(kind, name, obj, source, info)
 
     def get(self, kind: str, name: str) -> Entry:
@@ -146,14 +144,20 @@ def drop_unknown_hooks(pm: pluggy.PluginManager, sources: dict, registry: Regist
             if sources.get(name) == BUILTIN_SOURCE:
                 raise
             hooks = sorted(
-                impl_name for impl_name, caller in vars(pm.hook).items()
-                if not impl_name.startswith("_") and not caller.has_spec()
+                impl_name
+                for impl_name, caller in vars(pm.hook).items()
+                if not impl_name.startswith("_")
+                and not caller.has_spec()
                 and any(impl.plugin is error.plugin for impl in caller.get_hookimpls())
             )
             pm.unregister(error.plugin)
             source = sources.pop(name, name)
-            _report(f"plugin {source} failed to load: it implements unknown hook(s) {', '.join(hooks)}; "
-                    f"known: {', '.join(hook_names())}", registry, strict)
+            _report(
+                f"plugin {source} failed to load: it implements unknown hook(s) {', '.join(hooks)}; "
+                f"known: {', '.join(hook_names())}",
+                registry,
+                strict,
+            )
 
 
 def build_registry(strict: bool | None = None) -> Registry:

@@ -51,7 +51,9 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     return name.strip(), (value.strip() if sep else None)
 
 
-def parse_float(name: str, value: str | None, default: float | None = None, low: float = 0.0, high: float = float("inf")) -> float:
+def parse_float(
+    name: str, value: str | None, default: float | None = None, low: float = 0.0, high: float = float("inf")
+) -> float:
     """A float option value in [low, high], or ``default`` when none was given."""
     if value is None:
         if default is None:

@@ -169,7 +169,9 @@ class BatchSource:
         self.transforms = [r for r in regularizers if r.transforms_batches]
         self.labels = torch.as_tensor(data.y_train, device=device)
         self.inputs = to_model_input(data.x_train, data).to(device)
-        self.raw = torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
+        self.raw = (
+            torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
+        )
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
@@ -195,14 +197,18 @@ class Training:
         self.config, self.regularizers = config, regularizers
         holdout_fraction = max((r.holdout_fraction for r in regularizers), default=0.0)
         chosen, left_out = subset_indices(len(data.y_train), config.subset, config.seed)
-        in_subset = data if config.subset is None else data.replace(x_train=data.x_train[chosen], y_train=data.y_train[chosen])
+        in_subset = (
+            data if config.subset is None else data.replace(x_train=data.x_train[chosen], y_train=data.y_train[chosen])
+        )
         train, holdout = split_holdout(in_subset, holdout_fraction)
         torch.manual_seed(config.seed)
         self.model = build_model(config, data.input_shape, data.num_classes, regularizers).to(device)
         optimizer_options = {}
         for regularizer in regularizers:
             optimizer_options.update(regularizer.optimizer_options())
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options
+        )
         self.batches = BatchSource(train, regularizers, device, config.seed)
         self.evaluations = {"train": (self.batches.inputs, self.batches.labels)}
         for name, split in (("test", data), ("holdout", holdout)):
@@ -222,7 +228,8 @@ class Training:
         self.steps = 0
         self.stopped_early = False
         self.stateful: dict[str, checkpoint.Stateful] = {
-            "model": self.model, "optimizer": self.optimizer,
+            "model": self.model,
+            "optimizer": self.optimizer,
             "order_generator": checkpoint.GeneratorState(self.order_generator),
             "batch_generator": checkpoint.GeneratorState(self.batches.generator),
             "examples": self.examples,
@@ -244,7 +251,9 @@ class Training:
         if split not in self.evaluations:
             return None, None
         offset = self.example_offsets.get(split)
-        return evaluate(self.model, *self.evaluations[split], None if offset is None else self.examples.observer(offset))
+        return evaluate(
+            self.model, *self.evaluations[split], None if offset is None else self.examples.observer(offset)
+        )
 
     def examples_table(self, run_id: str) -> pa.Table:
         """The ``examples`` rows of the epochs finished so far."""
@@ -325,7 +334,13 @@ def execute(
         return RunOutcome(existing, results_dir / "runs" / f"{run_id}.parquet", skipped=True)
 
     data = prepare_data(
-        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
+        config.dataset,
+        config.corruption,
+        config.corrupt_prob,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        data_root,
     )
     training = Training(config, data, regularizers, torch_device)
     saved = checkpoint.checkpoint_path(results_dir, run_id)
@@ -333,7 +348,10 @@ def execute(
         saved.unlink(missing_ok=True)
     resumed_from_epoch = training.resume(saved)
     row = {
-        **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
+        **{
+            k: getattr(config, k)
+            for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
+        },
         "run_id": run_id,
         "regularizers": list(config.regularizers),
         "train_size": len(data.y_train),

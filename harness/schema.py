@@ -27,7 +27,9 @@ RUNS_SCHEMA = schema(
     column("seed", pa.int64(), "seed of the corruption, model initialisation and batch order"),
     column("train_size", pa.int64(), "training examples used (before any early-stopping holdout)"),
     column("test_size", pa.int64(), "test examples used"),
-    column("subset_fraction", pa.float64(), "fraction of the training examples trained on (a random subset), null: all"),
+    column(
+        "subset_fraction", pa.float64(), "fraction of the training examples trained on (a random subset), null: all"
+    ),
     column("subset_seed", pa.int64(), "seed of the random training subset, null without one"),
     column("epochs", pa.int64(), "epochs completed"),
     column("max_epochs", pa.int64(), "epoch limit asked for"),
@@ -50,7 +52,9 @@ RUNS_SCHEMA = schema(
     column("device", pa.string(), "torch device the run used"),
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),
-    column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
+    column(
+        "resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"
+    ),
 )
 
 EPOCHS_SCHEMA = schema(
@@ -76,7 +80,11 @@ EXAMPLES_SCHEMA = schema(
     column("redrawn", pa.bool_(), "random_labels drew this label anew (changed or not); null for other corruptions"),
     column("trained", pa.bool_(), "trained on; false for early-stopping holdout and left-out subset examples"),
     column("first_fit_epoch", pa.int64(), "first epoch after which it was classified as its label, null if never"),
-    column("learned_epoch", pa.int64(), "epoch from which it stayed classified as its label to the end, null if not at the end"),
+    column(
+        "learned_epoch",
+        pa.int64(),
+        "epoch from which it stayed classified as its label to the end, null if not at the end",
+    ),
     column("forgetting_events", pa.int64(), "times it was classified as its label at one epoch and not at the next"),
     column("final_margin", pa.float64(), "label logit minus the largest other logit at the last epoch"),
     column("final_loss", pa.float64(), "cross-entropy at the last epoch"),
@@ -88,8 +96,11 @@ MEMORIZATION_SCHEMA = schema(
     column("label", pa.int64(), "label as trained (after the corruption)"),
     column("true_label", pa.int64(), "label before the corruption"),
     column("corrupted", pa.bool_(), "the corruption changed this example's label or input"),
-    column("score", pa.float64(), "P(classified as its label | trained on) - P(... | left out), over the models; null "
-           "unless both occur"),
+    column(
+        "score",
+        pa.float64(),
+        "P(classified as its label | trained on) - P(... | left out), over the models; null unless both occur",
+    ),
     column("score_stderr", pa.float64(), "binomial standard error of the score"),
     column("models_in", pa.int64(), "models whose training subset held the example"),
     column("models_out", pa.int64(), "models that left it out"),

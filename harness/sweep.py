@@ -91,8 +91,10 @@ def to_config(options: dict) -> RunConfig:
 
 def expand(spec: dict) -> list[RunConfig]:
     """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
-    check_keys(set(spec) - {"grid", "overrides", "executor"},
-               "the top level (only [grid], [overrides] and [executor] are allowed)")
+    check_keys(
+        set(spec) - {"grid", "overrides", "executor"},
+        "the top level (only [grid], [overrides] and [executor] are allowed)",
+    )
     overrides = spec.get("overrides", {})
     check_keys(overrides, "[overrides]")
     grids = spec.get("grid", [{}])
@@ -251,7 +253,9 @@ def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
         elif row["status"] == "failed":
             states.append(RunState(config, "failed", row["error"] or ""))
         elif row["status"] == "interrupted":
-            states.append(RunState(config, "interrupted", ", ".join(filter(None, (f"{row['epochs']} epochs stored", checkpoint)))))
+            states.append(
+                RunState(config, "interrupted", ", ".join(filter(None, (f"{row['epochs']} epochs stored", checkpoint))))
+            )
         else:
             states.append(RunState(config, "completed", f"{row['epochs']} epochs"))
     return states

@@ -16,8 +16,10 @@ def all_tables() -> dict[str, tuple[str, pa.Schema]]:
         "runs": ("one training run (`harness run`, `harness sweep`)", RUNS_SCHEMA),
         "epochs": ("one epoch of a training run", EPOCHS_SCHEMA),
         "examples": ("one training example of a training run", EXAMPLES_SCHEMA),
-        "memorization": ("one training example of a memorization estimate (`harness memorization`)",
-                         MEMORIZATION_SCHEMA),
+        "memorization": (
+            "one training example of a memorization estimate (`harness memorization`)",
+            MEMORIZATION_SCHEMA,
+        ),
         "kernel_runs": ("one kernel regression (`harness kernel`)", KERNEL_RUNS_SCHEMA),
         "rademacher": ("one Rademacher estimate (`harness rademacher`)", RADEMACHER_SCHEMA),
         "rademacher_trials": ("one trial of a Rademacher estimate", TRIALS_SCHEMA),

@@ -35,9 +35,7 @@ KERNEL_RUNS_SCHEMA = pa.schema(
         column("train_error", pa.float64(), "Fraction of training examples misclassified by argmax of K α"),
         column("test_error", pa.float64(), "Fraction of test examples misclassified by argmax of K_test,train α"),
         column("rkhs_norm", pa.float64(), "RKHS norm of the solution: sqrt(trace(αᵀ K α))"),
-        column(
-            "jitter", pa.float64(), "Jitter added to the diagonal so the Cholesky factorization succeeds (0: none)"
-        ),
+        column("jitter", pa.float64(), "Jitter added to the diagonal so the Cholesky factorization succeeds (0: none)"),
         column("relative_residual", pa.float64(), "Final ‖Y - (K + λI) α‖ / ‖Y‖, computed in float64"),
         column("gram_seconds", pa.float64(), "Seconds spent building the train and test kernel matrices"),
         column("factor_seconds", pa.float64(), "Seconds spent in the Cholesky factorization, retries included"),

@@ -67,9 +67,7 @@ class BatchNormShift(nn.Module):
 class ConvModule(nn.Sequential):
     """Conv k×k ('SAME') → BatchNorm (optional) → ReLU."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, batch_norm: bool = True
-    ):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, batch_norm: bool = True):
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=not batch_norm)
         norm = [BatchNormShift(out_channels)] if batch_norm else []
         super().__init__(SamePad(kernel_size, stride), conv, *norm, nn.ReLU())

@@ -83,7 +83,9 @@ def load_digits(root: Path, download: bool) -> ImageDataset:
     bunch = sklearn_digits()
     x = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)[..., None]
     y = bunch.target.astype(np.int64)
-    return ImageDataset("digits", x[:DIGITS_TRAIN], y[:DIGITS_TRAIN], x[DIGITS_TRAIN:], y[DIGITS_TRAIN:], num_classes=10)
+    return ImageDataset(
+        "digits", x[:DIGITS_TRAIN], y[:DIGITS_TRAIN], x[DIGITS_TRAIN:], y[DIGITS_TRAIN:], num_classes=10
+    )
 
 
 @hookimpl

@@ -71,8 +71,9 @@ class LocalExecutor:
                 for slot in slots:
                     slot_queue.put(slot)
             threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker,
-                                            initargs=(threads, slot_queue))
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=init_worker, initargs=(threads, slot_queue)
+            )
 
     def submit(self, configs: list[RunConfig]) -> None:
         if self.pool is None:
@@ -95,8 +96,9 @@ class LocalExecutor:
         try:
             return future.result()
         except Exception as error:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded, retried next sweep
-            return record_failure(self.settings.results_dir, config,
-                                  f"worker process died: {type(error).__name__}: {error}")
+            return record_failure(
+                self.settings.results_dir, config, f"worker process died: {type(error).__name__}: {error}"
+            )
 
     def counts(self) -> dict[str, int]:
         if self.pool is None:

@@ -103,9 +103,7 @@ def load_imagenet(root: Path, download: bool) -> ImageDataset:
     x_test, y_test, test_classes = load_image_folder(folder / "val", side)
     if train_classes != test_classes:
         raise DataError(f"{folder}: train and val must have the same class folders")
-    return ImageDataset(
-        "imagenet", x_train, y_train, x_test, y_test, num_classes=len(train_classes), standardize=True
-    )
+    return ImageDataset("imagenet", x_train, y_train, x_test, y_test, num_classes=len(train_classes), standardize=True)
 
 
 @hookimpl

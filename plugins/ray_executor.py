@@ -35,8 +35,10 @@ class RayExecutor:
                 ray.init(address=address, log_to_driver=False)
             except (ConnectionError, RuntimeError, ValueError) as error:
                 raise ExecutorError(f"cannot join Ray at {address or 'a new local instance'}: {error}") from None
-        resources = {"num_cpus": options.get("num_cpus", 1),
-                     "num_gpus": options.get("num_gpus", 1 if settings.device == "cuda" else 0)}
+        resources = {
+            "num_cpus": options.get("num_cpus", 1),
+            "num_gpus": options.get("num_gpus", 1 if settings.device == "cuda" else 0),
+        }
         self.task = task_for(settings, threads=max(1, int(resources["num_cpus"])))
         self.remote = run_task.options(max_retries=0, **resources)
         self.refs: dict[ray.ObjectRef, RunConfig] = {}
@@ -56,8 +58,11 @@ class RayExecutor:
             return ray.get(ref)
         except ray.exceptions.RayError as error:  # worker or node lost: recorded, retried next sweep
             reason = str(error).strip().splitlines()
-            return record_failure(self.settings.results_dir, config,
-                                  f"Ray task failed: {type(error).__name__}: {reason[0] if reason else ''}")
+            return record_failure(
+                self.settings.results_dir,
+                config,
+                f"Ray task failed: {type(error).__name__}: {reason[0] if reason else ''}",
+            )
 
     def counts(self) -> dict[str, int]:
         """Ray does not say cheaply which tasks run: unfinished tasks count as queued."""

@@ -29,8 +29,11 @@ class CheckpointableRunTask(RunTask, Checkpointable):
 def known_options() -> set[str]:
     """``cluster``, AutoExecutor's shared parameters and every cluster's own, prefixed by its name."""
     generic = set(submitit.AutoExecutor._typed_parameters())
-    specific = {f"{name}_{parameter}" for name, executor in plugins.get_executors().items()
-                for parameter in executor._valid_parameters()}
+    specific = {
+        f"{name}_{parameter}"
+        for name, executor in plugins.get_executors().items()
+        for parameter in executor._valid_parameters()
+    }
     return {"cluster"} | generic | specific
 
 
@@ -47,8 +50,9 @@ class SubmititExecutor:
             self.executor = submitit.AutoExecutor(folder=settings.log_dir / "%j", cluster=cluster)
             self.executor.update_parameters(**options)
         except (RuntimeError, ValueError, AssertionError) as error:  # no cluster found, a bad option value
-            raise ExecutorError(f"submitit: {error} (options: {options}; cluster=slurm or cluster=local "
-                                "chooses the cluster)") from None
+            raise ExecutorError(
+                f"submitit: {error} (options: {options}; cluster=slurm or cluster=local chooses the cluster)"
+            ) from None
         local = self.executor.cluster == "local"
         self.limit = settings.jobs if local else None
         threads = options.get("cpus_per_task") or (max(1, (os.cpu_count() or 1) // settings.jobs) if local else None)
@@ -86,8 +90,11 @@ class SubmititExecutor:
             return job.result()
         except Exception as error:  # noqa: BLE001 -- a lost job is recorded as failed, retried next sweep
             reason = str(error).strip().splitlines()
-            return record_failure(self.settings.results_dir, config,
-                                  f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}")
+            return record_failure(
+                self.settings.results_dir,
+                config,
+                f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}",
+            )
 
     def counts(self) -> dict[str, int]:
         running = sum(job.state == "RUNNING" for job in self.jobs)  # Slurm's and the local processes' word

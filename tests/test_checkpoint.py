@@ -18,8 +18,16 @@ from harness.runner import RunConfig, RunProgress, execute, resolve_config
 
 # Dropout draws from torch's global generator, random_crop from the batch generator:
 # a resume that missed either would train on different numbers.
-CONFIG = RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", train_size=200, test_size=50,
-                   batch_size=32, epochs=4, regularizers=("dropout=0.3", "random_crop=1"))
+CONFIG = RunConfig(
+    model="mlp_1x512",
+    dataset="digits",
+    corruption="random_labels",
+    train_size=200,
+    test_size=50,
+    batch_size=32,
+    epochs=4,
+    regularizers=("dropout=0.3", "random_crop=1"),
+)
 RUN_ID = resolve_config(CONFIG).run_id
 
 
@@ -56,7 +64,9 @@ def test_resumed_run_stores_the_epochs_of_an_uninterrupted_run(tmp_path):
     assert resumed.row["status"] == "completed" and resumed.row["resumed_from_epoch"] == 2
     assert straight.row["resumed_from_epoch"] == 0
     assert epochs_rows(tmp_path / "b", RUN_ID) == epochs_rows(tmp_path / "a", RUN_ID)
-    examples = [pq.read_table(root / "examples" / f"{RUN_ID}.parquet").to_pylist() for root in (tmp_path / "a", tmp_path / "b")]
+    examples = [
+        pq.read_table(root / "examples" / f"{RUN_ID}.parquet").to_pylist() for root in (tmp_path / "a", tmp_path / "b")
+    ]
     assert examples[0] == examples[1]  # the per-example records resume too
     assert not saved.exists()
 
@@ -72,14 +82,22 @@ def test_random_states_round_trip_through_a_weights_only_file(tmp_path):
     objects = {"generator": checkpoint.GeneratorState(torch.Generator().manual_seed(5))}
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     checkpoint.save(tmp_path / "c.pt", objects, {"rows": [{"a": 1.5, "b": None}]})
-    expected = (random.random(), np.random.rand(), torch.rand(1).item(),
-                torch.rand(1, generator=objects["generator"].generator).item())
+    expected = (
+        random.random(),
+        np.random.rand(),
+        torch.rand(1).item(),
+        torch.rand(1, generator=objects["generator"].generator).item(),
+    )
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     other = {"generator": checkpoint.GeneratorState(torch.Generator().manual_seed(9))}
     values = checkpoint.load(tmp_path / "c.pt", other)
     assert values == {"rows": [{"a": 1.5, "b": None}]}
-    assert (random.random(), np.random.rand(), torch.rand(1).item(),
-            torch.rand(1, generator=other["generator"].generator).item()) == expected
+    assert (
+        random.random(),
+        np.random.rand(),
+        torch.rand(1).item(),
+        torch.rand(1, generator=other["generator"].generator).item(),
+    ) == expected
     with pytest.raises(ValueError, match="does not match this run"):
         checkpoint.load(tmp_path / "c.pt", {"model": torch.nn.Linear(1, 1)})
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
@@ -87,9 +105,26 @@ def test_random_states_round_trip_through_a_weights_only_file(tmp_path):
 
 def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     results = tmp_path / "r"
-    command = [sys.executable, "-c", "from harness.cli import main; main()", "run", "--plugin", "mlp_1x512",
-               "--dataset", "digits", "--corruption", "random_labels", "--epochs", "200", "--train-size", "1000",
-               "--device", "cpu", "--results-dir", str(results)]
+    command = [
+        sys.executable,
+        "-c",
+        "from harness.cli import main; main()",
+        "run",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--corruption",
+        "random_labels",
+        "--epochs",
+        "200",
+        "--train-size",
+        "1000",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(results),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while process.poll() is None and not list((results / "checkpoints").glob("*.pt")) and time.monotonic() < deadline:

@@ -30,7 +30,10 @@ def test_plugins_lists_every_kind_with_source():
         (["--plugin", "mlp_1x512", "--corruption", "bad"], "unknown corruption 'bad'; known: gaussian"),
         (["--plugin", "mlp_1x512", "--dataset", "bad"], "unknown dataset 'bad'; known: cifar10"),
         (["--plugin", "mlp_1x512", "--corrupt-prob", "1.5"], "--corrupt-prob must be in [0, 1]"),
-        (["--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "99999"], "--train-size 99999 is out of range"),
+        (
+            ["--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "99999"],
+            "--train-size 99999 is out of range",
+        ),
         (["--plugin", "mlp_1x512", "--regularizer", "nope"], "unknown regularizer 'nope'"),
         (["--plugin", "inception", "--regularizer", "dropout=0.5"], "model inception does not support 'dropout'"),
     ],
@@ -50,7 +53,9 @@ def test_unwritable_results_dir(tmp_path):
 
 
 def test_missing_data_names_folder_and_layouts(tmp_path):
-    result = invoke("data", "export", "--dataset", "cifar10", "--out", tmp_path / "x.npz", "--data-root", tmp_path / "empty")
+    result = invoke(
+        "data", "export", "--dataset", "cifar10", "--out", tmp_path / "x.npz", "--data-root", tmp_path / "empty"
+    )
     # Offline, torchvision's download fails; either way the error names the folder and both layouts.
     if result.exit_code == 0:
         pytest.skip("a network was reachable and CIFAR-10 downloaded")
@@ -59,18 +64,57 @@ def test_missing_data_names_folder_and_layouts(tmp_path):
 
 
 def test_run_then_results_table_csv_json(tmp_path):
-    result = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--corruption", "random_labels",
-                    "--train-size", "100", "--test-size", "50", "--epochs", "2", "--results-dir", tmp_path, "--device", "cpu")
+    result = invoke(
+        "run",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--corruption",
+        "random_labels",
+        "--train-size",
+        "100",
+        "--test-size",
+        "50",
+        "--epochs",
+        "2",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "train acc" in result.stdout
-    again = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--corruption", "random_labels",
-                   "--train-size", "100", "--test-size", "50", "--epochs", "2", "--results-dir", tmp_path, "--device", "cpu")
+    again = invoke(
+        "run",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--corruption",
+        "random_labels",
+        "--train-size",
+        "100",
+        "--test-size",
+        "50",
+        "--epochs",
+        "2",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert "already completed" in again.stdout
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert len(rows) == 1 and rows[0]["corruption"] == "random_labels" and rows[0]["epochs"] == 2
-    csv_lines = invoke("results", "--results-dir", tmp_path, "--format", "csv", "--model", "mlp_1x512").stdout.splitlines()
+    csv_lines = invoke(
+        "results", "--results-dir", tmp_path, "--format", "csv", "--model", "mlp_1x512"
+    ).stdout.splitlines()
     assert csv_lines[0].startswith("run_id,status") and len(csv_lines) == 2
-    assert json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json", "--corruption", "none").stdout) == []
+    assert (
+        json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json", "--corruption", "none").stdout)
+        == []
+    )
     assert "1 runs" in invoke("results", "--results-dir", tmp_path).stdout
 
 
@@ -81,7 +125,9 @@ def test_data_preview_and_export(tmp_path):
     result = invoke("data", "preview", "--dataset", "digits", "--corruption", "random_pixels", "--out", png)
     assert result.exit_code == 0 and png.read_bytes()[:4] == b"\x89PNG"
     out = tmp_path / "d.npz"
-    result = invoke("data", "export", "--dataset", "digits", "--corruption", "random_labels", "--seed", "1", "--out", out)
+    result = invoke(
+        "data", "export", "--dataset", "digits", "--corruption", "random_labels", "--seed", "1", "--out", out
+    )
     assert result.exit_code == 0
     with np.load(out) as arrays:
         assert arrays["x_train"].shape == (1500, 8, 8, 1) and arrays["y_test"].shape == (297,)
@@ -93,16 +139,46 @@ def test_results_lists_runs_that_failed_before_starting(tmp_path):
     from harness.runner import RunConfig
 
     record_failure(tmp_path, RunConfig(model="mlp_1x512", dataset="digits"), "DataError: gone")
-    ok = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20",
-                "--epochs", "1", "--results-dir", tmp_path, "--device", "cpu")
+    ok = invoke(
+        "run",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "50",
+        "--test-size",
+        "20",
+        "--epochs",
+        "1",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert ok.exit_code == 0, ok.output
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert [r["status"] for r in rows] == ["failed", "completed"]
 
 
 def test_unreadable_result_files_are_named_and_skipped(tmp_path):
-    ok = invoke("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20",
-                "--epochs", "1", "--results-dir", tmp_path, "--device", "cpu")
+    ok = invoke(
+        "run",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "50",
+        "--test-size",
+        "20",
+        "--epochs",
+        "1",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert ok.exit_code == 0, ok.output
     runs = tmp_path / "runs"
     good = next(runs.glob("*.parquet"))
@@ -132,8 +208,12 @@ def test_help_texts_survive_rich_markup():
     from rich.text import Text
 
     group = typer.main.get_group(create_app())
-    texts = [(path, param.help) for path, command in all_commands(group) for param in command.params
-             if getattr(param, "help", None)]
+    texts = [
+        (path, param.help)
+        for path, command in all_commands(group)
+        for param in command.params
+        if getattr(param, "help", None)
+    ]
     texts += [(path, command.help) for path, command in all_commands(group) if command.help]
     assert len(texts) > 100
     lost = [(path, text) for path, text in texts if Text.from_markup(text).plain != text.replace("\\[", "[")]

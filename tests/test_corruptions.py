@@ -62,9 +62,11 @@ def test_random_pixels_permutes_each_image_independently():
     n, h, w, c = data.x_train.shape
     before = data.x_train.reshape(n, h * w, c)
     after = out.x_train.reshape(n, h * w, c)
+
     # Same multiset of pixels per image ...
     def key(a):
         return np.sort(a[..., 0], axis=1)
+
     assert np.array_equal(key(before), key(after))
     # ... but different permutations for different images.
     first = [np.flatnonzero(before[i, :, 0] == after[i, 0, 0])[0] for i in range(20)]

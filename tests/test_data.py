@@ -37,6 +37,7 @@ def test_center_crop_28_of_32():
 def test_mlp_param_counts_on_cifar_input():
     def count(model):
         return sum(p.numel() for p in model.parameters())
+
     assert count(mlp_1x512((3, 28, 28), 10)) == 1_209_866
     assert count(mlp_3x512((3, 28, 28), 10)) == 1_735_178
 

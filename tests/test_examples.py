@@ -59,8 +59,16 @@ def test_examples_table_nulls_and_order():
     recorder = ExampleRecorder(3)
     feed(recorder, 1, [True, False, True])
     index = np.array([2, 0, 1])
-    table = examples_table("r", recorder, index, np.array([5, 6, 7]), None, np.array([True, False, False]), None,
-                           np.array([True, True, False]))
+    table = examples_table(
+        "r",
+        recorder,
+        index,
+        np.array([5, 6, 7]),
+        None,
+        np.array([True, False, False]),
+        None,
+        np.array([True, True, False]),
+    )
     rows = table.to_pylist()
     assert table.schema == EXAMPLES_SCHEMA
     assert [r["label"] for r in rows] == [7, 5, 6] and [r["corrupted"] for r in rows] == [False, True, False]
@@ -119,8 +127,9 @@ def read_examples(results_dir, run_id):
 
 
 def test_every_run_stores_its_examples(tmp_path):
-    outcome = execute(RunConfig(**SMALL, corruption="random_labels", corrupt_prob=0.5, epochs=6, lr=0.05), tmp_path,
-                      device="cpu")
+    outcome = execute(
+        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=0.5, epochs=6, lr=0.05), tmp_path, device="cpu"
+    )
     rows = read_examples(tmp_path, outcome.row["run_id"])
     assert [r["index"] for r in rows] == list(range(200)) and all(r["trained"] for r in rows)
     assert sum(r["corrupted"] for r in rows) == sum(r["label"] != r["true_label"] for r in rows) > 50
@@ -150,7 +159,10 @@ def test_subset_runs_record_left_out_examples_too(tmp_path):
     assert len(trained) == 140 and sorted([*trained, *left_out]) == list(range(200))
     assert not np.array_equal(trained, subset_indices(200, (0.7, 4), seed=0)[0])
     whole = RunConfig(**SMALL, epochs=2)
-    assert RunConfig(**SMALL, epochs=2, subset=(0.7, 3)).run_id not in (whole.run_id, RunConfig(**SMALL, epochs=2, subset=(0.7, 4)).run_id)
+    assert RunConfig(**SMALL, epochs=2, subset=(0.7, 3)).run_id not in (
+        whole.run_id,
+        RunConfig(**SMALL, epochs=2, subset=(0.7, 4)).run_id,
+    )
     outcome = execute(RunConfig(**SMALL, epochs=2, subset=(0.7, 3)), tmp_path, device="cpu")
     rows = read_examples(tmp_path, outcome.row["run_id"])
     assert sorted(r["index"] for r in rows if r["trained"]) == trained.tolist()
@@ -165,16 +177,27 @@ def test_report_memorization(tmp_path):
     from harness.cli import create_app
 
     results, out = tmp_path / "r", tmp_path / "out"
-    empty = CliRunner().invoke(create_app(), ["report", "memorization", "--results-dir", str(results), "--out", str(out)])
+    empty = CliRunner().invoke(
+        create_app(), ["report", "memorization", "--results-dir", str(results), "--out", str(out)]
+    )
     assert empty.exit_code == 1 and "no completed run with random_labels" in empty.stderr
     for p in (0.2, 0.6):
-        execute(RunConfig(**SMALL, corruption="random_labels", corrupt_prob=p, epochs=5, lr=0.05), results, device="cpu")
-    execute(RunConfig(**SMALL, corruption="random_labels", corrupt_prob=1.0, epochs=1), results, device="cpu")  # p = 1: left out
-    result = CliRunner().invoke(create_app(), ["report", "memorization", "--results-dir", str(results), "--out", str(out)])
+        execute(
+            RunConfig(**SMALL, corruption="random_labels", corrupt_prob=p, epochs=5, lr=0.05), results, device="cpu"
+        )
+    execute(
+        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=1.0, epochs=1), results, device="cpu"
+    )  # p = 1: left out
+    result = CliRunner().invoke(
+        create_app(), ["report", "memorization", "--results-dir", str(results), "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in out.iterdir())
-    assert written == ["memorization-fitted-mlp_1x512-digits.png", "memorization-forgetting-mlp_1x512-digits.png",
-                       "memorization.csv"]
+    assert written == [
+        "memorization-fitted-mlp_1x512-digits.png",
+        "memorization-forgetting-mlp_1x512-digits.png",
+        "memorization.csv",
+    ]
     from harness.reports.memorization import build
 
     rows, _ = build(results, out)

@@ -51,16 +51,23 @@ def test_unknown_executor_and_options_are_clear_errors(tmp_path):
 def test_missing_engine_names_the_extra(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
-    with pytest.raises(ExecutorError, match=r"executor 'ray' needs ray, which is not installed: pip install 'harness\[ray\]'"):
+    with pytest.raises(
+        ExecutorError, match=r"executor 'ray' needs ray, which is not installed: pip install 'harness\[ray\]'"
+    ):
         make_executor("ray", ExecutorSettings(tmp_path))
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("timeout_min=60", ("timeout_min", 60)), ("slurm_partition=gpu", ("slurm_partition", "gpu")),
-    ("mem_gb=7.5", ("mem_gb", 7.5)), ("stderr_to_stdout=true", ("stderr_to_stdout", True)),
-    ('slurm_additional_parameters={constraint = "a100"}', ("slurm_additional_parameters", {"constraint": "a100"})),
-    ("address=ray://head:10001", ("address", "ray://head:10001")),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("timeout_min=60", ("timeout_min", 60)),
+        ("slurm_partition=gpu", ("slurm_partition", "gpu")),
+        ("mem_gb=7.5", ("mem_gb", 7.5)),
+        ("stderr_to_stdout=true", ("stderr_to_stdout", True)),
+        ('slurm_additional_parameters={constraint = "a100"}', ("slurm_additional_parameters", {"constraint": "a100"})),
+        ("address=ray://head:10001", ("address", "ray://head:10001")),
+    ],
+)
 def test_options_are_read_as_toml_values(text, expected):
     assert parse_option(text) == expected
 
@@ -74,8 +81,10 @@ def test_gpu_slots_spread_runs_over_gpus_first():
 
 def test_spec_executor_table_and_the_command_line_that_wins(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text('[grid]\nplugin = ["mlp_1x512"]\n[overrides]\ndataset = "digits"\n'
-                    '[executor]\nname = "submitit"\ntimeout_min = 60\ncluster = "local"\n')
+    spec.write_text(
+        '[grid]\nplugin = ["mlp_1x512"]\n[overrides]\ndataset = "digits"\n'
+        '[executor]\nname = "submitit"\ntimeout_min = 60\ncluster = "local"\n'
+    )
     sweep = load_sweep(spec)
     assert (sweep.executor, sweep.executor_options) == ("submitit", {"timeout_min": 60, "cluster": "local"})
     same = sweep.with_command_line(None, ["timeout_min=5"])
@@ -93,7 +102,11 @@ def test_completed_runs_are_never_submitted(tmp_path, monkeypatch):
 
     monkeypatch.setattr(sweep, "make_executor", no_executor)
     assert run_sweep(configs, tmp_path, device="cpu").count("skipped") == 2
-    assert [s.state for s in sweep_status(configs + tiny_configs([7]), tmp_path)] == ["completed", "completed", "missing"]
+    assert [s.state for s in sweep_status(configs + tiny_configs([7]), tmp_path)] == [
+        "completed",
+        "completed",
+        "missing",
+    ]
 
 
 def descendants(pid: int) -> set[int]:
@@ -154,8 +167,15 @@ def test_kill_spawned_ends_only_this_process_tree():
 def test_submitit_local_processes_run_a_sweep(tmp_path):
     configs = tiny_configs([0, 1])
     progress = []
-    summary = run_sweep(configs, tmp_path, device="cpu", jobs=1, executor="submitit",
-                        executor_options={"cluster": "local", "timeout_min": 10}, on_progress=progress.append)
+    summary = run_sweep(
+        configs,
+        tmp_path,
+        device="cpu",
+        jobs=1,
+        executor="submitit",
+        executor_options={"cluster": "local", "timeout_min": 10},
+        on_progress=progress.append,
+    )
     assert summary.count("completed") == 2 and not summary.failed
     assert set(stored_statuses(tmp_path).values()) == {"completed"}
     assert all(c["running"] + c["queued"] + c["done"] == 2 and c["running"] <= 1 for c in progress)  # --jobs 1
@@ -167,17 +187,30 @@ def test_submitit_local_processes_run_a_sweep(tmp_path):
 @needs_submitit
 def test_submitit_job_that_dies_is_recorded_failed_and_retried(tmp_path):
     configs = tiny_configs([0])
-    summary = run_sweep(configs, tmp_path, device="cpu", executor="submitit", executor_options={"cluster": "local"},
-                        poll_seconds=0.2, on_progress=lambda counts: kill_spawned(f"{tmp_path}/logs/"))
+    summary = run_sweep(
+        configs,
+        tmp_path,
+        device="cpu",
+        executor="submitit",
+        executor_options={"cluster": "local"},
+        poll_seconds=0.2,
+        on_progress=lambda counts: kill_spawned(f"{tmp_path}/logs/"),
+    )
     assert len(summary.failed) == 1 and "job" in summary.failed[0].error
     assert stored_statuses(tmp_path) == {configs[0].run_id: "failed"}
-    assert run_sweep(configs, tmp_path, device="cpu", executor="submitit",
-                     executor_options={"cluster": "local"}).count("completed") == 1
+    assert (
+        run_sweep(configs, tmp_path, device="cpu", executor="submitit", executor_options={"cluster": "local"}).count(
+            "completed"
+        )
+        == 1
+    )
 
 
 @needs_submitit
 def test_submitit_options_are_checked_against_submitits_own(tmp_path):
-    with pytest.raises(ExecutorError, match="unknown option.s. slurm_partitionn for executor 'submitit'; known: .*slurm_partition,"):
+    with pytest.raises(
+        ExecutorError, match="unknown option.s. slurm_partitionn for executor 'submitit'; known: .*slurm_partition,"
+    ):
         make_executor("submitit", ExecutorSettings(tmp_path), {"slurm_partitionn": "gpu"})
 
 
@@ -187,9 +220,11 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
 
     configs = tiny_configs([0, 1, 2])
     with mocked_slurm():
-        executor = make_executor("submitit", ExecutorSettings(tmp_path, device="cuda"),
-                                 {"cluster": "slurm", "slurm_partition": "gpu", "timeout_min": 30,
-                                  "slurm_array_parallelism": 2})
+        executor = make_executor(
+            "submitit",
+            ExecutorSettings(tmp_path, device="cuda"),
+            {"cluster": "slurm", "slurm_partition": "gpu", "timeout_min": 30, "slurm_array_parallelism": 2},
+        )
         executor.submit(configs)
         jobs = list(executor.jobs)
         assert len(jobs) == 3 and len({job.job_id.split("_")[0] for job in jobs}) == 1  # one array
@@ -228,22 +263,33 @@ def test_ray_tasks_run_a_sweep_and_a_lost_worker_is_a_failed_run(ray_instance, t
     assert summary.count("completed") == 3 and set(stored_statuses(tmp_path).values()) == {"completed"}
 
     crash = [resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", epochs=500))]
-    summary = run_sweep(crash, tmp_path / "crash", device="cpu", executor="ray",
-                        executor_options={"num_cpus": 1}, poll_seconds=0.2,
-                        on_progress=lambda counts: kill_spawned("ray::run_task"))
+    summary = run_sweep(
+        crash,
+        tmp_path / "crash",
+        device="cpu",
+        executor="ray",
+        executor_options={"num_cpus": 1},
+        poll_seconds=0.2,
+        on_progress=lambda counts: kill_spawned("ray::run_task"),
+    )
     assert len(summary.failed) == 1 and "Ray task failed" in summary.failed[0].error
     assert stored_statuses(tmp_path / "crash") == {crash[0].run_id: "failed"}
 
 
 def test_status_and_unknown_executor_on_the_command_line(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text('[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1]\n[overrides]\ndataset = "digits"\n'
-                    'train_size = 100\ntest_size = 50\nepochs = 1\n')
+    spec.write_text(
+        '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1]\n[overrides]\ndataset = "digits"\n'
+        "train_size = 100\ntest_size = 50\nepochs = 1\n"
+    )
     results = tmp_path / "r"
     run_sweep(load_sweep(spec).configs[:1], results, device="cpu")
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(results), "--status"])
     assert result.exit_code == 0, result.output
-    assert "missing     mlp_1x512" in result.output and "2 runs: 1 completed, 0 started, 0 interrupted, 0 failed, 1 missing" in result.output
+    assert (
+        "missing     mlp_1x512" in result.output
+        and "2 runs: 1 completed, 0 started, 0 interrupted, 0 failed, 1 missing" in result.output
+    )
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(results), "--executor", "nope"])
     assert result.exit_code == 2 and "unknown executor 'nope'; known: local, ray, submitit" in result.stderr
 

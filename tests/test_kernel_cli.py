@@ -8,7 +8,10 @@ from harness.kernels.backend import gpu_available
 
 
 def kernel(tmp_path, *args):
-    return CliRunner().invoke(create_app(), ["kernel", "--dataset", "digits", "--device", "cpu", "--results-dir", str(tmp_path), *map(str, args)])
+    return CliRunner().invoke(
+        create_app(),
+        ["kernel", "--dataset", "digits", "--device", "cpu", "--results-dir", str(tmp_path), *map(str, args)],
+    )
 
 
 def test_kernel_machine_interpolates_random_labels(tmp_path):
@@ -40,8 +43,11 @@ def test_true_labels_generalize_and_features_are_recorded(tmp_path):
         (["--bandwidth", "wide"], "--bandwidth must be a number or 'median'"),
         (["--bandwidth", "1", "--train-size", "5000"], "--train-size 5000 is out of range"),
         (["--bandwidth", "1", "--memory-budget", "1KB"], "memory budget"),
-        pytest.param(["--bandwidth", "1", "--device", "cuda"], "--device cuda",
-                     marks=pytest.mark.skipif(gpu_available(), reason="CuPy sees a CUDA device here: --device cuda works")),
+        pytest.param(
+            ["--bandwidth", "1", "--device", "cuda"],
+            "--device cuda",
+            marks=pytest.mark.skipif(gpu_available(), reason="CuPy sees a CUDA device here: --device cuda works"),
+        ),
         (["--feature-option", "scales"], "NAME=VALUE"),
     ],
 )

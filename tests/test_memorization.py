@@ -33,8 +33,19 @@ def test_bad_settings_are_refused():
 
 
 def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
-    config = MemorizationConfig("mlp_1x512", "digits", "random_labels", 0.3, train_size=150, test_size=20, models=4,
-                                subset_fraction=0.5, epochs=3, batch_size=32, lr=0.05)
+    config = MemorizationConfig(
+        "mlp_1x512",
+        "digits",
+        "random_labels",
+        0.3,
+        train_size=150,
+        test_size=20,
+        models=4,
+        subset_fraction=0.5,
+        epochs=3,
+        batch_size=32,
+        lr=0.05,
+    )
     first = estimate(config, tmp_path, device="cpu")
     rows = pq.read_table(first.path).to_pylist()
     assert len(rows) == 150 and [r["index"] for r in rows] == list(range(150))
@@ -47,8 +58,27 @@ def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
 
 
 def test_memorization_command(tmp_path):
-    args = ["memorization", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "100", "--test-size", "20",
-            "--models", "2", "--epochs", "1", "--batch-size", "50", "--device", "cpu", "--results-dir", str(tmp_path)]
+    args = [
+        "memorization",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "100",
+        "--test-size",
+        "20",
+        "--models",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(create_app(), args)
     assert result.exit_code == 0, result.output
     assert "100 examples, 2 models" in " ".join(result.stdout.split())

@@ -111,8 +111,19 @@ def site(tmp_path_factory) -> Path:
     sources = [build_package(root, dist, module, code) for dist, (module, code) in PACKAGES.items()]
     target = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, sources)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            *map(str, sources),
+        ],
         check=True,
         capture_output=True,
     )
@@ -123,7 +134,10 @@ def harness_cli(site: Path, *args, strict=False) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site), "HARNESS_STRICT_PLUGINS": "1" if strict else "0"}
     return subprocess.run(
         [sys.executable, "-c", "from harness.cli import main; main()", *map(str, args)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -144,8 +158,22 @@ def test_third_party_model_corruption_and_command(site, tmp_path):
     assert len(typo) == 1 and "failed to load" in typo[0] and "unknown hook(s) register_model;" in typo[0]
     assert "never_seen" not in models
 
-    run = harness_cli(site, "run", "--plugin", "tinynet", "--dataset", "digits", "--corruption", "all_zero",
-                      "--epochs", "3", "--results-dir", tmp_path, "--device", "cpu")
+    run = harness_cli(
+        site,
+        "run",
+        "--plugin",
+        "tinynet",
+        "--dataset",
+        "digits",
+        "--corruption",
+        "all_zero",
+        "--epochs",
+        "3",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 0, run.stderr
     assert "train acc 100.00%" in run.stdout  # every label is 0: trivially fitted
     assert harness_cli(site, "hello").stdout.strip() == "hello from tinynet"
@@ -159,8 +187,20 @@ def test_strict_mode_turns_a_broken_plugin_into_an_error(site):
 
 
 def test_a_bug_in_a_model_plugin_is_a_traceback_naming_the_plugin(site, tmp_path):
-    result = harness_cli(site, "run", "--plugin", "crashy", "--dataset", "digits", "--epochs", "1",
-                         "--results-dir", tmp_path, "--device", "cpu")
+    result = harness_cli(
+        site,
+        "run",
+        "--plugin",
+        "crashy",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "1",
+        "--results-dir",
+        tmp_path,
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "self.fc(x.flatten(1))" in result.stderr
     last = " ".join(result.stderr.strip().splitlines()[-2:])

@@ -89,8 +89,9 @@ def test_dropout_on_a_model_without_it_is_a_clear_error():
 
 
 def test_early_stopping_holds_out_data_and_stops(tmp_path):
-    config = RunConfig(**{**DIGITS, "train_size": 200}, corruption="random_labels", epochs=100,
-                       regularizers=("early_stopping=2",))
+    config = RunConfig(
+        **{**DIGITS, "train_size": 200}, corruption="random_labels", epochs=100, regularizers=("early_stopping=2",)
+    )
     row = execute(config, tmp_path, device="cpu").row
     assert row["stopped_early"] and row["epochs"] < 100 and row["train_acc"] < 1.0
     assert row["steps"] == row["epochs"] * 8  # 180 of 200 examples trained on, batch 25

@@ -11,11 +11,17 @@ SMALL = {"dataset": "digits", "train_size": 60, "test_size": 30, "batch_size": 3
 def results(tmp_path_factory):
     """A small digits results folder: MLP runs of every corruption and level, Inception ± BN runs."""
     folder = tmp_path_factory.mktemp("results")
-    configs = [RunConfig(model="mlp_1x512", corruption=c, epochs=2, **SMALL)
-               for c in ("none", "shuffled_pixels", "random_pixels", "gaussian")]
+    configs = [
+        RunConfig(model="mlp_1x512", corruption=c, epochs=2, **SMALL)
+        for c in ("none", "shuffled_pixels", "random_pixels", "gaussian")
+    ]
     configs += [RunConfig(model=m, epochs=1, **{**SMALL, "train_size": 30}) for m in ("inception", "inception_nobn")]
-    configs += [RunConfig(model="mlp_1x512", corruption="random_labels", corrupt_prob=p, epochs=300, lr=0.1,
-                          lr_decay=1.0, **SMALL) for p in (0.0, 0.5, 1.0)]
+    configs += [
+        RunConfig(
+            model="mlp_1x512", corruption="random_labels", corrupt_prob=p, epochs=300, lr=0.1, lr_decay=1.0, **SMALL
+        )
+        for p in (0.0, 0.5, 1.0)
+    ]
     for config in configs:
         execute(config, folder, device="cpu")
     return folder
@@ -29,7 +35,13 @@ def test_table1_has_the_paper_column_and_names_missing_runs(results, tmp_path):
     outcome = report("table1", "--results-dir", results, "--out", tmp_path, "--dataset", "digits")
     assert outcome.exit_code == 0, outcome.output
     markdown = (tmp_path / "table1.md").read_text()
-    assert "paper test %" in markdown and "| Inception | " in markdown and "| MLP 1x512 | " in markdown and "85.75" in markdown and "9.78" in markdown
+    assert (
+        "paper test %" in markdown
+        and "| Inception | " in markdown
+        and "| MLP 1x512 | " in markdown
+        and "85.75" in markdown
+        and "9.78" in markdown
+    )
     assert "train 30, test 30" in markdown and "train 60, test 30" in markdown
     assert (tmp_path / "table1.csv").read_text().startswith("model,params,random crop")
     assert "missing" in outcome.stderr and "sweeps/table1.toml" in outcome.stderr
@@ -60,8 +72,13 @@ def test_corruption_levels_come_from_one_training_size():
     from harness.reports.store import Missing
 
     def run(p, size, corruption="random_labels"):
-        return {"model": "mlp_1x512", "corruption": corruption, "corrupt_prob": p, "train_size": size,
-                "regularizers": []}
+        return {
+            "model": "mlp_1x512",
+            "corruption": corruption,
+            "corrupt_prob": p,
+            "train_size": size,
+            "regularizers": [],
+        }
 
     runs = [run(0.0, 256), run(0.5, 256), run(1.0, 256), run(0.5, 2000), run(1.0, 2000), run(1.0, 2000, "none")]
     found = level_runs(runs, "mlp_1x512", Missing("fig1bc"))

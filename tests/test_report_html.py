@@ -22,19 +22,62 @@ def blank(schema) -> dict:
     return {name: None for name in schema.names}
 
 
-def add_run(folder, run_id, model, corruption="none", p=1.0, epochs=3, fit_epoch=None, status="completed",
-            dataset="cifar10", regularizers=(), train_size=256):
+def add_run(
+    folder,
+    run_id,
+    model,
+    corruption="none",
+    p=1.0,
+    epochs=3,
+    fit_epoch=None,
+    status="completed",
+    dataset="cifar10",
+    regularizers=(),
+    train_size=256,
+):
     """A stored run with one epoch row per epoch: loss falls, accuracies rise."""
     steps = 8
-    run = {**blank(RUNS_SCHEMA), "run_id": run_id, "status": status, "model": model, "dataset": dataset,
-           "corruption": corruption, "corrupt_prob": p, "regularizers": list(regularizers), "seed": 0,
-           "train_size": train_size, "test_size": 500, "epochs": epochs, "max_epochs": 10, "steps": steps * epochs,
-           "batch_size": 32, "lr": 0.01, "lr_decay": 1.0, "momentum": 0.9, "param_count": 1000,
-           "train_acc": 1.0 if fit_epoch else 0.5, "test_acc": 0.1 + 0.1 * (1 - p), "fit_epoch": fit_epoch,
-           "fit_step": fit_epoch * steps if fit_epoch else None, "best_test_acc": 0.3, "device": "cuda:0",
-           "started_at": datetime(2026, 1, 1, tzinfo=UTC), "error": "boom" if status == "failed" else None}
-    history = [{**blank(EPOCHS_SCHEMA), "run_id": run_id, "epoch": e, "step": steps * e, "train_loss": 2.0 / e,
-                "train_acc": e / epochs, "test_acc": 0.1 + 0.05 * e} for e in range(1, epochs + 1)]
+    run = {
+        **blank(RUNS_SCHEMA),
+        "run_id": run_id,
+        "status": status,
+        "model": model,
+        "dataset": dataset,
+        "corruption": corruption,
+        "corrupt_prob": p,
+        "regularizers": list(regularizers),
+        "seed": 0,
+        "train_size": train_size,
+        "test_size": 500,
+        "epochs": epochs,
+        "max_epochs": 10,
+        "steps": steps * epochs,
+        "batch_size": 32,
+        "lr": 0.01,
+        "lr_decay": 1.0,
+        "momentum": 0.9,
+        "param_count": 1000,
+        "train_acc": 1.0 if fit_epoch else 0.5,
+        "test_acc": 0.1 + 0.1 * (1 - p),
+        "fit_epoch": fit_epoch,
+        "fit_step": fit_epoch * steps if fit_epoch else None,
+        "best_test_acc": 0.3,
+        "device": "cuda:0",
+        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "error": "boom" if status == "failed" else None,
+    }
+    history = [
+        {
+            **blank(EPOCHS_SCHEMA),
+            "run_id": run_id,
+            "epoch": e,
+            "step": steps * e,
+            "train_loss": 2.0 / e,
+            "train_acc": e / epochs,
+            "test_acc": 0.1 + 0.05 * e,
+        }
+        for e in range(1, epochs + 1)
+    ]
     write_table(folder, "runs", run_id, [run], RUNS_SCHEMA)
     write_table(folder, "epochs", run_id, history, EPOCHS_SCHEMA)
 
@@ -51,23 +94,70 @@ def results(tmp_path_factory):
     add_run(folder, "nobn", "inception_nobn", epochs=4)
     add_run(folder, "broken", "alexnet", status="failed")
     add_run(folder, "digits-run", "mlp_1x512", dataset="digits")
-    kernel = {**blank(KERNEL_RUNS_SCHEMA), "run_id": "kernel-mnist", "status": "completed", "dataset": "mnist",
-              "features": "none", "feature_options": "{}", "kernel": "gaussian", "bandwidth": 0.02, "ridge": 0.0,
-              "corruption": "none", "train_size": 2000, "test_size": 1000, "test_error": 0.031, "rkhs_norm": 80.5,
-              "dtype": "float64", "device": "cpu", "wall_seconds": 3.0}
+    kernel = {
+        **blank(KERNEL_RUNS_SCHEMA),
+        "run_id": "kernel-mnist",
+        "status": "completed",
+        "dataset": "mnist",
+        "features": "none",
+        "feature_options": "{}",
+        "kernel": "gaussian",
+        "bandwidth": 0.02,
+        "ridge": 0.0,
+        "corruption": "none",
+        "train_size": 2000,
+        "test_size": 1000,
+        "test_error": 0.031,
+        "rkhs_norm": 80.5,
+        "dtype": "float64",
+        "device": "cpu",
+        "wall_seconds": 3.0,
+    }
     write_table(folder, "kernel_runs", "kernel-mnist", [kernel], KERNEL_RUNS_SCHEMA)
-    expressivity = {**blank(theory.EXPRESSIVITY), "run_id": "expr", "n": 100, "d": 20, "n_weights": 220,
-                    "dtype": "float64", "labels": "random", "max_abs_error": 1e-12, "lambda_min": 0.004,
-                    "min_gap": 0.004, "w_norm": 50.0}
+    expressivity = {
+        **blank(theory.EXPRESSIVITY),
+        "run_id": "expr",
+        "n": 100,
+        "d": 20,
+        "n_weights": 220,
+        "dtype": "float64",
+        "labels": "random",
+        "max_abs_error": 1e-12,
+        "lambda_min": 0.004,
+        "min_gap": 0.004,
+        "w_norm": 50.0,
+    }
     write_table(folder, "theory_expressivity", "expr", [expressivity], theory.EXPRESSIVITY)
-    min_norm = {**blank(theory.MIN_NORM), "run_id": "minnorm", "n": 20, "d": 200, "steps": 100, "lr": 0.01,
-                "rel_dist_zero_init": 1e-6, "rel_dist_random_init": 0.9, "predicted_plateau": 0.9}
+    min_norm = {
+        **blank(theory.MIN_NORM),
+        "run_id": "minnorm",
+        "n": 20,
+        "d": 200,
+        "steps": 100,
+        "lr": 0.01,
+        "rel_dist_zero_init": 1e-6,
+        "rel_dist_random_init": 0.9,
+        "predicted_plateau": 0.9,
+    }
     write_table(folder, "theory_min_norm", "minnorm", [min_norm], theory.MIN_NORM)
-    rademacher = {**blank(RADEMACHER_SCHEMA), "run_id": "rad", "model": "mlp_1x512", "dataset": "cifar10", "n": 50,
-                  "trials": 2, "fitted_trials": 2, "estimate": 0.97, "estimate_std": 0.01, "device": "cpu"}
+    rademacher = {
+        **blank(RADEMACHER_SCHEMA),
+        "run_id": "rad",
+        "model": "mlp_1x512",
+        "dataset": "cifar10",
+        "n": 50,
+        "trials": 2,
+        "fitted_trials": 2,
+        "estimate": 0.97,
+        "estimate_std": 0.01,
+        "device": "cpu",
+    }
     write_table(folder, "rademacher", "rad", [rademacher], RADEMACHER_SCHEMA)
-    curves = [{"run_id": "minnorm", "init": init, "step": step, "loss": 1.0 / step, "rel_dist": start / step}
-              for init, start in (("zero", 1.0), ("random", 2.0)) for step in (1, 10, 100)]
+    curves = [
+        {"run_id": "minnorm", "init": init, "step": step, "loss": 1.0 / step, "rel_dist": start / step}
+        for init, start in (("zero", 1.0), ("random", 2.0))
+        for step in (1, 10, 100)
+    ]
     write_table(folder, "theory_min_norm_curves", "minnorm", curves, theory.MIN_NORM_CURVES)
     return folder
 
@@ -80,7 +170,7 @@ def page(results):
 
 def section_of(text: str, ident: str) -> str:
     start = text.index(f'<section id="{ident}">')
-    return text[start: text.index("</section>", start)]
+    return text[start : text.index("</section>", start)]
 
 
 def test_every_section_and_figure_is_on_the_page(page):
@@ -129,13 +219,14 @@ def test_table3_and_theory_show_runs_and_name_what_is_missing(page):
     assert "<code>rad</code>" in theory_part and ">0.97<" in theory_part and "(paper: ≈ 1)" in theory_part
     assert "harness theory expressivity-sweep" in theory_part
     assert [line for line in missing if line.startswith("Theory")] == [
-        "Theory: no theory_expressivity_sweep rows (make them with `harness theory expressivity-sweep`)"]
+        "Theory: no theory_expressivity_sweep rows (make them with `harness theory expressivity-sweep`)"
+    ]
     assert any("gabor" in line for line in missing) and not any("MNIST, no preprocessing" in line for line in missing)
 
 
 def test_runs_table_lists_every_run_of_the_folder(page):
     runs = section_of(page[0], "runs")
-    body = runs[runs.index("<tbody>"):]
+    body = runs[runs.index("<tbody>") :]
     assert body.count("<tr>") == 12
     assert 'id="run-broken"' in body and "boom" in body and 'id="run-digits-run"' in body
     assert 'class="filter" data-table="runs-table"' in runs
@@ -146,13 +237,16 @@ def test_an_empty_folder_gives_every_section_with_what_to_run(tmp_path):
     for ident in SECTION_IDS:
         assert f'<section id="{ident}">' in text
     assert text.count('class="empty"') == len(FIGURE_IDS) - 1  # the min-norm figure comes with its runs
-    assert [line.split(":")[0] for line in missing] == ["Table 1", "Figure 1", "Figure 1", "Figure 2b"] + ["Table 3"] * 4 + ["Theory"] * 4
+    assert [line.split(":")[0] for line in missing] == ["Table 1", "Figure 1", "Figure 1", "Figure 2b"] + [
+        "Table 3"
+    ] * 4 + ["Theory"] * 4
 
 
 def test_cli_writes_the_page(results, tmp_path):
     out = tmp_path / "sub" / "report.html"
-    outcome = CliRunner().invoke(create_app(), ["report", "html", "--results-dir", str(results), "--out", str(out),
-                                                "--model", "mlp_1x512"])
+    outcome = CliRunner().invoke(
+        create_app(), ["report", "html", "--results-dir", str(results), "--out", str(out), "--model", "mlp_1x512"]
+    )
     assert outcome.exit_code == 0, outcome.output
     assert "wrote" in outcome.stdout and out.read_text().startswith("<!DOCTYPE html>")
     assert "missing" in outcome.stderr and "sweeps/table1.toml" in outcome.stderr
@@ -160,14 +254,20 @@ def test_cli_writes_the_page(results, tmp_path):
 
 
 def test_cli_names_a_results_folder_that_does_not_exist(tmp_path):
-    outcome = CliRunner().invoke(create_app(), ["report", "html", "--results-dir", str(tmp_path / "typo"),
-                                                "--out", str(tmp_path / "report.html")])
-    assert outcome.exit_code == 2 and "typo does not exist" in outcome.stderr and not (tmp_path / "report.html").exists()
+    outcome = CliRunner().invoke(
+        create_app(),
+        ["report", "html", "--results-dir", str(tmp_path / "typo"), "--out", str(tmp_path / "report.html")],
+    )
+    assert (
+        outcome.exit_code == 2 and "typo does not exist" in outcome.stderr and not (tmp_path / "report.html").exists()
+    )
 
 
 # ---------------------------------------------------------------- in a real browser
 
-BROWSER = next((path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None)
+BROWSER = next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
 
 PROBE = """<script>
 const table = document.getElementById("runs-table");
@@ -186,9 +286,20 @@ document.body.dataset.hover = figure.querySelector(".hovertext").textContent;
 
 
 def chromium(profile, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+    ]
     return subprocess.run([BROWSER, *flags, *args], capture_output=True, text=True, timeout=120)
 
 

@@ -2,10 +2,25 @@ from harness.reports import table3
 
 
 def kernel_row(dataset, features, test_error, train_size=1000, options="{}", **changes):
-    return {"run_id": f"{dataset}-{features}-{train_size}", "dataset": dataset, "features": features, "kernel": "gaussian", "train_size": train_size, "test_size": 500,
-            "feature_options": options, "test_error": test_error, "rkhs_norm": 100.0, "bandwidth": 0.02,
-            "dtype": "float64", "device": "cpu", "wall_seconds": 1.0, "status": "completed", "corruption": "none",
-            "ridge": 0.0, **changes}
+    return {
+        "run_id": f"{dataset}-{features}-{train_size}",
+        "dataset": dataset,
+        "features": features,
+        "kernel": "gaussian",
+        "train_size": train_size,
+        "test_size": 500,
+        "feature_options": options,
+        "test_error": test_error,
+        "rkhs_norm": 100.0,
+        "bandwidth": 0.02,
+        "dtype": "float64",
+        "device": "cpu",
+        "wall_seconds": 1.0,
+        "status": "completed",
+        "corruption": "none",
+        "ridge": 0.0,
+        **changes,
+    }
 
 
 def test_table3_pairs_runs_with_paper_rows_and_lists_missing(tmp_path):
@@ -21,7 +36,11 @@ def test_table3_pairs_runs_with_paper_rows_and_lists_missing(tmp_path):
     assert mnist["paper err %"] == 1.2 and mnist["paper norm"] == 220.0
     assert abs(mnist["Δ err"] - 0.05) < 1e-9
     conv = [line["feature options"] for line in lines[1:]]
-    assert conv == ['{"num_filters": 500}', '{"num_filters": 500}', '{"num_filters": 4000}']  # largest n first, then filters
+    assert conv == [
+        '{"num_filters": 500}',
+        '{"num_filters": 500}',
+        '{"num_filters": 4000}',
+    ]  # largest n first, then filters
     paths = table3.write(lines, tmp_path)
     text = paths[0].read_text()
     assert "| MNIST, no preprocessing | gaussian | 1000 |" in text and "+0.05" in text

@@ -20,13 +20,16 @@ BUNDLES = REPOSITORY / "reproduction"
 
 def test_readme_status_is_generated_from_the_bundles():
     readme = (REPOSITORY / "README.md").read_text()
-    assert section(readme, SECTION_NAME) == render(BUNDLES), \
+    assert section(readme, SECTION_NAME) == render(BUNDLES), (
         "the README disagrees with reproduction/: rewrite it with `harness report status --readme README.md`"
+    )
 
 
 def test_bundles_hold_results_tables_only():
     files = [p for p in BUNDLES.rglob("*") if p.is_file() and "checkpoints" not in p.relative_to(BUNDLES).parts]
-    strays = [p for p in files if p.name != BUNDLE_FILE and not (p.suffix == ".parquet" and p.parent.name in all_tables())]
+    strays = [
+        p for p in files if p.name != BUNDLE_FILE and not (p.suffix == ".parquet" and p.parent.name in all_tables())
+    ]
     assert not strays, "a bundle holds results tables and its bundle.toml, nothing else (no models)"
     assert sum(p.stat().st_size for p in files) < 40e6
 
@@ -73,15 +76,27 @@ def test_a_sweep_pointed_at_a_bundle_adds_only_the_missing_runs(tmp_path, one_th
         (bundle / table / f"{removed}.parquet").unlink()
     kept = {c.run_id: (bundle / "runs" / f"{c.run_id}.parquet").stat().st_mtime_ns for c in configs[1:]}
 
-    result = CliRunner().invoke(create_app(), ["sweep", str(REPOSITORY / "sweeps" / "memorization-cpu.toml"),
-                                               "--results-dir", str(bundle), "--device", "cpu"])
+    result = CliRunner().invoke(
+        create_app(),
+        [
+            "sweep",
+            str(REPOSITORY / "sweeps" / "memorization-cpu.toml"),
+            "--results-dir",
+            str(bundle),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "1 completed, 3 skipped" in result.output
     assert {c.run_id: (bundle / "runs" / f"{c.run_id}.parquet").stat().st_mtime_ns for c in configs[1:]} == kept
     again = read_row(bundle, "runs", removed)
     assert again["status"] == "completed"
-    assert (again["epochs"], again["train_acc"], again["test_acc"]) == (shipped["epochs"], shipped["train_acc"],
-                                                                        shipped["test_acc"])
+    assert (again["epochs"], again["train_acc"], again["test_acc"]) == (
+        shipped["epochs"],
+        shipped["train_acc"],
+        shipped["test_acc"],
+    )
 
 
 def invoke(*args):
@@ -102,8 +117,9 @@ def test_report_status_writes_between_the_markers_and_names_what_is_wrong(tmp_pa
     assert section(text, SECTION_NAME) == render(bundles)
     assert "rewritten" not in invoke("report", "status", "--bundles", bundles, "--readme", readme).output
 
-    (bundles / "laptop" / BUNDLE_FILE).write_text((bundles / "laptop" / BUNDLE_FILE).read_text()
-                                                  .replace('"memorization"]', '"memorisation"]'))
+    (bundles / "laptop" / BUNDLE_FILE).write_text(
+        (bundles / "laptop" / BUNDLE_FILE).read_text().replace('"memorization"]', '"memorisation"]')
+    )
     result = invoke("report", "status", "--bundles", bundles)
     assert result.exit_code == 2
     assert "unknown sections ['memorisation'] (known: table1, fig1a" in result.output

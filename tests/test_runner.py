@@ -63,7 +63,9 @@ def test_interrupt_stores_finished_epochs_and_no_temp_files(tmp_path):
     row = pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]
     assert row["status"] == "interrupted" and row["epochs"] == 2 and row["steps"] == 2 * 7 + 2
     assert pq.read_table(tmp_path / "epochs" / f"{config.run_id}.parquet").num_rows == 2
-    leftovers = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".parquet")]
+    leftovers = [
+        p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".parquet")
+    ]
     assert [str(p) for p in leftovers] == [f"checkpoints/{config.run_id}.pt"]  # kept for the resume, nothing else
     # An interrupted run is not "completed": running again redoes it.
     assert not execute(config, tmp_path, device="cpu").skipped

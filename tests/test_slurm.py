@@ -22,8 +22,10 @@ def slurm_answers() -> str | None:
     except subprocess.TimeoutExpired:
         return "Slurm is not running (sinfo timed out); start it with scripts/slurm-local-cluster.sh start"
     if not {"idle", "mixed"} & set(states.split()):
-        return "Slurm is not running or has no idle node; start it with scripts/slurm-local-cluster.sh start " \
-               "and export the SLURM_CONF it prints"
+        return (
+            "Slurm is not running or has no idle node; start it with scripts/slurm-local-cluster.sh start "
+            "and export the SLURM_CONF it prints"
+        )
     return None
 
 
@@ -33,9 +35,11 @@ WHY_NOT = slurm_answers()
 @pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))
 def test_sweep_runs_as_a_slurm_job_array(tmp_path):
     spec = tmp_path / "s.toml"
-    spec.write_text('[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1]\n[overrides]\ndataset = "digits"\n'
-                    'train_size = 100\ntest_size = 50\nepochs = 2\n'
-                    '[executor]\nname = "submitit"\ncluster = "slurm"\ntimeout_min = 10\ncpus_per_task = 1\n')
+    spec.write_text(
+        '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1]\n[overrides]\ndataset = "digits"\n'
+        "train_size = 100\ntest_size = 50\nepochs = 2\n"
+        '[executor]\nname = "submitit"\ncluster = "slurm"\ntimeout_min = 10\ncpus_per_task = 1\n'
+    )
     results = tmp_path / "r"
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(results), "--device", "cpu"])
     assert result.exit_code == 0, result.output

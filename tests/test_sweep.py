@@ -26,14 +26,19 @@ def write_spec(path, grid: str, overrides: dict = DIGITS, extra: str = ""):
 
 def test_grid_times_overrides_gives_every_combination():
     spec = {
-        "grid": {"plugin": ["mlp_1x512", "alexnet"], "corruption": ["none", "random_labels"],
-                 "regularizers": [[], ["weight_decay=5e-4", "random_crop"]], "seed": [0, 1]},
+        "grid": {
+            "plugin": ["mlp_1x512", "alexnet"],
+            "corruption": ["none", "random_labels"],
+            "regularizers": [[], ["weight_decay=5e-4", "random_crop"]],
+            "seed": [0, 1],
+        },
         "overrides": {"dataset": "cifar10", "train_size": 2000, "epochs": 60},
     }
     configs = expand(spec)
     assert len(configs) == 16 and len({c.run_id for c in configs}) == 16
-    assert configs[0] == RunConfig(model="mlp_1x512", corruption="none", regularizers=(), seed=0,
-                                   dataset="cifar10", train_size=2000, epochs=60)
+    assert configs[0] == RunConfig(
+        model="mlp_1x512", corruption="none", regularizers=(), seed=0, dataset="cifar10", train_size=2000, epochs=60
+    )
     assert {c.regularizers for c in configs} == {(), ("weight_decay=5e-4", "random_crop")}
     assert {(c.dataset, c.train_size, c.epochs) for c in configs} == {("cifar10", 2000, 60)}
 
@@ -47,8 +52,14 @@ def test_several_grids_are_united_once_each():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"grid": {"plugin": ["mlp_1x512"], "epoch": [1]}}, "unknown key(s) epoch in [grid]; known: plugin, corruption"),
-        ({"grid": {"plugin": ["mlp_1x512"]}, "overrides": {"lr_schedule": 1}}, "unknown key(s) lr_schedule in [overrides]"),
+        (
+            {"grid": {"plugin": ["mlp_1x512"], "epoch": [1]}},
+            "unknown key(s) epoch in [grid]; known: plugin, corruption",
+        ),
+        (
+            {"grid": {"plugin": ["mlp_1x512"]}, "overrides": {"lr_schedule": 1}},
+            "unknown key(s) lr_schedule in [overrides]",
+        ),
         ({"grid": {"plugin": ["mlp_1x512"]}, "runs": {}}, "unknown key(s) runs in the top level"),
         ({"grid": {"plugin": "mlp_1x512"}}, "[grid] plugin must be a non-empty list"),
         ({"grid": {"plugin": ["mlp_1x512"], "seed": [0]}, "overrides": {"seed": 1}}, "seed set in both"),
@@ -70,12 +81,19 @@ def test_bad_names_fail_before_anything_runs(tmp_path):
 
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["inception", "mlp_1x512"]\nregularizers = [["dropout=0.5"]]',
-                      {**DIGITS, "epochs": 1})
-    result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r"), "--device", "cpu"])
+    spec = write_spec(
+        tmp_path / "s.toml",
+        '[grid]\nplugin = ["inception", "mlp_1x512"]\nregularizers = [["dropout=0.5"]]',
+        {**DIGITS, "epochs": 1},
+    )
+    result = CliRunner().invoke(
+        create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r"), "--device", "cpu"]
+    )
     assert result.exit_code == 1
     assert "1 completed, 0 skipped, 1 failed" in " ".join(result.output.split())
-    rows = {r["model"]: r for r in (pq.read_table(p).to_pylist()[0] for p in (tmp_path / "r" / "runs").glob("*.parquet"))}
+    rows = {
+        r["model"]: r for r in (pq.read_table(p).to_pylist()[0] for p in (tmp_path / "r" / "runs").glob("*.parquet"))
+    }
     assert rows["inception"]["status"] == "failed" and "does not support 'dropout'" in rows["inception"]["error"]
     assert rows["mlp_1x512"]["status"] == "completed"
 
@@ -97,20 +115,41 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("jobs, stop", [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)],
-                         ids=["ctrl-c", "ctrl-c-2-jobs", "sigterm-2-jobs"])
+@pytest.mark.parametrize(
+    "jobs, stop",
+    [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)],
+    ids=["ctrl-c", "ctrl-c-2-jobs", "sigterm-2-jobs"],
+)
 def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs, stop):
     """Ctrl-C, or SIGTERM to the process group (a scheduler's stop): the runs are stored, no worker is left."""
-    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3, 4, 5]',
-                      {**DIGITS, "corruption": "random_labels", "epochs": 8})
+    spec = write_spec(
+        tmp_path / "s.toml",
+        '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3, 4, 5]',
+        {**DIGITS, "corruption": "random_labels", "epochs": 8},
+    )
     results = tmp_path / "r"
-    command = [sys.executable, "-c", "from harness.cli import main; main()", "sweep", str(spec),
-               "--results-dir", str(results), "--device", "cpu", "--jobs", str(jobs)]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        "-c",
+        "from harness.cli import main; main()",
+        "sweep",
+        str(spec),
+        "--results-dir",
+        str(results),
+        "--device",
+        "cpu",
+        "--jobs",
+        str(jobs),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 300  # generous: worker start-up is slow on a loaded machine
-    while process.poll() is None and len(run_files(results) if (results / "runs").is_dir() else {}) < 2 \
-            and time.monotonic() < deadline:
+    while (
+        process.poll() is None
+        and len(run_files(results) if (results / "runs").is_dir() else {}) < 2
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     os.killpg(process.pid, stop)  # the whole process group, as Ctrl-C in a terminal does
     _, stderr = process.communicate(timeout=60)
@@ -120,8 +159,11 @@ def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs
     while group_alive(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not group_alive(process.pid), "worker processes outlived the sweep"
-    before = {name: mtime for name, mtime in run_files(results).items()
-              if statuses(results)[name.removesuffix(".parquet")] == "completed"}
+    before = {
+        name: mtime
+        for name, mtime in run_files(results).items()
+        if statuses(results)[name.removesuffix(".parquet")] == "completed"
+    }
     assert 2 <= len(before) < 6
 
     summary = run_sweep(load_spec(spec), results, device="cpu")
@@ -133,8 +175,11 @@ def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs
 
 
 def test_parallel_jobs_give_the_same_results(tmp_path):
-    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\ncorruption = ["none", "random_labels"]',
-                      {**DIGITS, "epochs": 2})
+    spec = write_spec(
+        tmp_path / "s.toml",
+        '[grid]\nplugin = ["mlp_1x512"]\ncorruption = ["none", "random_labels"]',
+        {**DIGITS, "epochs": 2},
+    )
     configs = load_spec(spec)
     serial = run_sweep(configs, tmp_path / "a", device="cpu", jobs=1)
     parallel = run_sweep(configs, tmp_path / "b", device="cpu", jobs=2)
@@ -169,8 +214,10 @@ def pool_workers(pid: int) -> list[int]:
 
 
 def checkpoint_epochs(results):
-    return {p.stem: len(torch.load(p, weights_only=True)["values"]["history"])
-            for p in (results / "checkpoints").glob("*.pt")}
+    return {
+        p.stem: len(torch.load(p, weights_only=True)["values"]["history"])
+        for p in (results / "checkpoints").glob("*.pt")
+    }
 
 
 def wait_for(condition, process, seconds=120):
@@ -180,11 +227,25 @@ def wait_for(condition, process, seconds=120):
 
 
 def test_killed_worker_and_interrupted_sweep_resume_from_checkpoints(tmp_path):
-    spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3]',
-                      {**DIGITS, "train_size": 1000, "corruption": "random_labels", "epochs": 25})
+    spec = write_spec(
+        tmp_path / "s.toml",
+        '[grid]\nplugin = ["mlp_1x512"]\nseed = [0, 1, 2, 3]',
+        {**DIGITS, "train_size": 1000, "corruption": "random_labels", "epochs": 25},
+    )
     results = tmp_path / "r"
-    command = [sys.executable, "-c", "from harness.cli import main; main()", "sweep", str(spec),
-               "--results-dir", str(results), "--device", "cpu", "--jobs", "2"]
+    command = [
+        sys.executable,
+        "-c",
+        "from harness.cli import main; main()",
+        "sweep",
+        str(spec),
+        "--results-dir",
+        str(results),
+        "--device",
+        "cpu",
+        "--jobs",
+        "2",
+    ]
 
     # 1. A worker dies mid-run (SIGKILL): its run and the pool's other run are not completed.
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -204,8 +265,11 @@ def test_killed_worker_and_interrupted_sweep_resume_from_checkpoints(tmp_path):
     os.killpg(sweep.pid, signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, stderr.decode()
-    done_before = {run_id: mtime for run_id, mtime in run_files(results).items()
-                   if statuses(results)[run_id.removesuffix(".parquet")] == "completed"}
+    done_before = {
+        run_id: mtime
+        for run_id, mtime in run_files(results).items()
+        if statuses(results)[run_id.removesuffix(".parquet")] == "completed"
+    }
     rows = {p.stem: read_row(results, "runs", p.stem) for p in (results / "runs").glob("*.parquet")}
     # The runs with checkpoints come first in the sweep, so they were started again, and went on from them.
     restarted = {run_id: epochs for run_id, epochs in resumable.items() if rows[run_id]["status"] != "failed"}

@@ -39,11 +39,22 @@ def create_app() -> typer.Typer:
     from harness.cli.sweep import sweep_command
     from harness.cli.theory import theory_app
 
-    app = typer.Typer(help=f"harness {__version__}: randomization tests for neural networks and kernel machines.",
-                      no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-    for name, command in (("run", run_command), ("plugins", plugins_command), ("results", results_command),
-                          ("schema", schema_command), ("sweep", sweep_command), ("rademacher", rademacher_command),
-                          ("kernel", kernel_command), ("memorization", memorization_command)):
+    app = typer.Typer(
+        help=f"harness {__version__}: randomization tests for neural networks and kernel machines.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    for name, command in (
+        ("run", run_command),
+        ("plugins", plugins_command),
+        ("results", results_command),
+        ("schema", schema_command),
+        ("sweep", sweep_command),
+        ("rademacher", rademacher_command),
+        ("kernel", kernel_command),
+        ("memorization", memorization_command),
+    ):
         app.command(name)(guarded(command))
     app.add_typer(data_app, name="data")
     app.add_typer(report_app, name="report")

@@ -21,7 +21,9 @@ from harness.registry import get_registry
 console = Console()
 err_console = Console(stderr=True)
 
-DataRootOption = typer.Option(None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder).")
+DataRootOption = typer.Option(
+    None, "--data-root", help="Data folder (default: $HARNESS_DATA_ROOT or a user cache folder)."
+)
 ResultsDirOption = typer.Option(Path("results"), "--results-dir", help="Results folder.")
 DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 
@@ -50,8 +52,10 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 def crashed_plugin(error: BaseException) -> str | None:
     """The source of the innermost plugin module the traceback of ``error`` passes through."""
     registry = get_registry()
-    modules = {getattr(plugin, "__name__", None): registry.sources.get(name)
-               for name, plugin in registry.plugin_manager.list_name_plugin()}
+    modules = {
+        getattr(plugin, "__name__", None): registry.sources.get(name)
+        for name, plugin in registry.plugin_manager.list_name_plugin()
+    }
     for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
         module = frame.f_globals.get("__name__", "")
         for plugin_module, source in modules.items():

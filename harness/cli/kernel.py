@@ -53,10 +53,13 @@ class StageBars:
 def kernel_command(
     dataset: str = typer.Option("mnist", help="Dataset plugin."),
     features: str = typer.Option("none", help="Feature map plugin: none, gabor, random_conv, ..."),
-    feature_option: list[str] = typer.Option([], "--feature-option", help="NAME=VALUE passed to the feature map, repeatable."),
+    feature_option: list[str] = typer.Option(
+        [], "--feature-option", help="NAME=VALUE passed to the feature map, repeatable."
+    ),
     kernel: str = typer.Option("gaussian", help="linear, gaussian (exp(-γ‖x-y‖²)) or laplacian (exp(-γ‖x-y‖))."),
     bandwidth: str | None = typer.Option(
-        None, help="γ of the gaussian/laplacian kernel (paper's MNIST: 0.02 on pixels/255), or 'median' for 1/median distance."
+        None,
+        help="γ of the gaussian/laplacian kernel (paper's MNIST: 0.02 on pixels/255), or 'median' for 1/median distance.",
     ),
     ridge: float = typer.Option(0.0, help="λ in (K + λI) α = Y; 0 interpolates, as in the paper."),
     train_size: int | None = typer.Option(None, help="Use the first N training examples."),
@@ -66,7 +69,9 @@ def kernel_command(
     seed: int = typer.Option(0, help="Seed of the corruption and of random feature maps."),
     dtype: str = typer.Option("auto", help="Kernel storage: float64, float32 (with float64 refinement) or auto."),
     memory_budget: str | None = typer.Option(None, help="e.g. 20GB (default: a safe share of available RAM)."),
-    strict: bool = typer.Option(False, help="Stop when K is not numerically positive definite instead of adding jitter."),
+    strict: bool = typer.Option(
+        False, help="Stop when K is not numerically positive definite instead of adding jitter."
+    ),
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -76,9 +81,18 @@ def kernel_command(
     from harness.kernel_runner import KernelConfig, execute
 
     config = KernelConfig(
-        dataset=dataset, features=features, feature_options=parse_options(feature_option), kernel=kernel,
-        bandwidth=parse_bandwidth(bandwidth), ridge=ridge, train_size=train_size, test_size=test_size,
-        corruption=corruption, corrupt_prob=corrupt_prob, seed=seed, dtype=dtype,
+        dataset=dataset,
+        features=features,
+        feature_options=parse_options(feature_option),
+        kernel=kernel,
+        bandwidth=parse_bandwidth(bandwidth),
+        ridge=ridge,
+        train_size=train_size,
+        test_size=test_size,
+        corruption=corruption,
+        corrupt_prob=corrupt_prob,
+        seed=seed,
+        dtype=dtype,
     )
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:

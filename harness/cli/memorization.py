@@ -27,7 +27,9 @@ def memorization_command(
     lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
     seed: int = typer.Option(0, help="Seed of the corruption, the subsets and the models."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
-    executor: str = typer.Option("local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."),
+    executor: str = typer.Option(
+        "local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."
+    ),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
@@ -39,8 +41,21 @@ def memorization_command(
     from harness.executors import parse_option
     from harness.memorization import MemorizationConfig, estimate
 
-    config = MemorizationConfig(plugin, dataset, corruption, corrupt_prob, seed, train_size, test_size, models,
-                                subset_fraction, epochs, batch_size, lr, lr_decay)
+    config = MemorizationConfig(
+        plugin,
+        dataset,
+        corruption,
+        corrupt_prob,
+        seed,
+        train_size,
+        test_size,
+        models,
+        subset_fraction,
+        epochs,
+        batch_size,
+        lr,
+        lr_decay,
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console) as progress:
@@ -51,8 +66,16 @@ def memorization_command(
                 if result.status != "skipped":
                     progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
-            outcome = estimate(config, results_dir, data_root, device, jobs, on_result, executor,
-                               dict(parse_option(option) for option in executor_option))
+            outcome = estimate(
+                config,
+                results_dir,
+                data_root,
+                device,
+                jobs,
+                on_result,
+                executor,
+                dict(parse_option(option) for option in executor_option),
+            )
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)
     score = outcome.table.column("score").to_numpy(zero_copy_only=False)
@@ -76,19 +99,45 @@ def report_memorization_command(
 
     rows, paths = memorization.build(results_dir, out, dataset)
     if not rows:
-        err_console.print("[yellow]missing:[/] no completed run with random_labels at 0 < p < 1 in "
-                          f"{results_dir}; make some with e.g. `harness run --corruption random_labels --corrupt-prob 0.4`",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            "[yellow]missing:[/] no completed run with random_labels at 0 < p < 1 in "
+            f"{results_dir}; make some with e.g. `harness run --corruption random_labels --corrupt-prob 0.4`",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
-    view = Table("model", "data", "p", "seed", "clean", "corrupted", "½ clean fit", "½ corrupted fit",
-                 "forget clean", "forget corr.", "AUROC learned", "AUROC forgetting", "AUROC −margin",
-                 title=f"Clean vs corrupted examples ({results_dir})")
+    view = Table(
+        "model",
+        "data",
+        "p",
+        "seed",
+        "clean",
+        "corrupted",
+        "½ clean fit",
+        "½ corrupted fit",
+        "forget clean",
+        "forget corr.",
+        "AUROC learned",
+        "AUROC forgetting",
+        "AUROC −margin",
+        title=f"Clean vs corrupted examples ({results_dir})",
+    )
     for r in rows:
-        view.add_row(r["model"], r["dataset"], f"{r['p']:g}", str(r["seed"]), str(r["clean"]), str(r["corrupted"]),
-                     _format(r["clean_half_fit_epoch"]), _format(r["corrupted_half_fit_epoch"]),
-                     _format(r["clean_mean_forgetting"]), _format(r["corrupted_mean_forgetting"]),
-                     _format(r["auroc_learned_epoch"]), _format(r["auroc_forgetting_events"]),
-                     _format(r["auroc_final_margin"]))
+        view.add_row(
+            r["model"],
+            r["dataset"],
+            f"{r['p']:g}",
+            str(r["seed"]),
+            str(r["clean"]),
+            str(r["corrupted"]),
+            _format(r["clean_half_fit_epoch"]),
+            _format(r["corrupted_half_fit_epoch"]),
+            _format(r["clean_mean_forgetting"]),
+            _format(r["corrupted_mean_forgetting"]),
+            _format(r["auroc_learned_epoch"]),
+            _format(r["auroc_forgetting_events"]),
+            _format(r["auroc_final_margin"]),
+        )
     wide_console().print(view)
     for path in paths:
         console.print(f"wrote {path}", highlight=False)
@@ -98,4 +147,3 @@ def _format(value) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-

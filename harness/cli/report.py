@@ -21,15 +21,26 @@ from harness.cli.memorization import report_memorization_command
 from harness.reports import table1, table3
 from harness.reports.store import Missing, load_runs
 
-report_app = typer.Typer(help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.",
-                         no_args_is_help=True)
+report_app = typer.Typer(
+    help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.", no_args_is_help=True
+)
 
 Out = typer.Option(Path("reports"), "--out", help="Folder for the tables and figures.")
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
 
-SHORT = {"model": "model", "random crop": "crop", "weight decay": "wd", "labels": "labels", "train %": "train",
-         "paper train %": "paper", "Δ train": "Δ", "test %": "test", "paper test %": "paper", "Δ test": "Δ",
-         "fit epoch": "fit ep."}
+SHORT = {
+    "model": "model",
+    "random crop": "crop",
+    "weight decay": "wd",
+    "labels": "labels",
+    "train %": "train",
+    "paper train %": "paper",
+    "Δ train": "Δ",
+    "test %": "test",
+    "paper test %": "paper",
+    "Δ test": "Δ",
+    "fit epoch": "fit ep.",
+}
 """Columns of the terminal Table 1 (settings are listed below it), with short headers."""
 
 
@@ -68,8 +79,12 @@ def table1_command(results_dir: Path = ResultsDirOption, out: Path = Out, datase
 
 
 @command(report_app, "fig1")
-def fig1_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset,
-                 model: str = typer.Option("inception", "--model", help="Model of panel (a).")):
+def fig1_command(
+    results_dir: Path = ResultsDirOption,
+    out: Path = Out,
+    dataset: str = Dataset,
+    model: str = typer.Option("inception", "--model", help="Model of panel (a)."),
+):
     """Figure 1: (a) loss vs step per corruption, (b) time to fit and (c) test error vs label corruption."""
     from harness.reports import figures  # matplotlib loads only for figures
 
@@ -105,13 +120,18 @@ def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
     wide_console().print(table3_view(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
     show_written(table3.write(lines, out))
     for label in missing:
-        err_console.print(f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False)
+        err_console.print(
+            f"[yellow]missing:[/] no kernel run for '{label}' (make one with `harness kernel`)", highlight=False
+        )
 
 
 @command(report_app, "html")
-def html_command(results_dir: Path = ResultsDirOption, dataset: str = Dataset,
-                 out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
-                 model: str = typer.Option("inception", "--model", help="Model of Figure 1a.")):
+def html_command(
+    results_dir: Path = ResultsDirOption,
+    dataset: str = Dataset,
+    out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
+    model: str = typer.Option("inception", "--model", help="Model of Figure 1a."),
+):
     """One self-contained HTML page (opens offline): every table and figure beside the paper's, the runs behind
     them, what is missing, and the runs table, sortable and filterable."""
     from harness.reports import html  # plotly loads only for this report
@@ -126,10 +146,16 @@ def html_command(results_dir: Path = ResultsDirOption, dataset: str = Dataset,
 
 @command(report_app, "status")
 def status_command(
-    bundles: Path = typer.Option(Path("reproduction"), "--bundles", help="Folder whose bundles (results folders "
-                                 "with a bundle.toml) are reported."),
-    readme: Path | None = typer.Option(None, "--readme", help="Write it between the file's "
-                                       "<!-- reproduction-status:start/end --> markers instead of printing."),
+    bundles: Path = typer.Option(
+        Path("reproduction"),
+        "--bundles",
+        help="Folder whose bundles (results folders with a bundle.toml) are reported.",
+    ),
+    readme: Path | None = typer.Option(
+        None,
+        "--readme",
+        help="Write it between the file's <!-- reproduction-status:start/end --> markers instead of printing.",
+    ),
 ):
     """The reproduction status: each bundle's tables beside the paper's numbers, as markdown."""
     from harness.reports import status

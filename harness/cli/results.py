@@ -14,15 +14,32 @@ from harness.cli.common import ResultsDirOption, console, fail, format_cell, wid
 from harness.registry import KINDS, get_registry
 from harness.results import read_table
 
-RESULT_COLUMNS = ("run_id", "status", "model", "dataset", "corruption", "corrupt_prob", "regularizers", "seed",
-                  "train_size", "epochs", "train_acc", "test_acc", "fit_epoch", "fit_step", "wall_seconds")
+RESULT_COLUMNS = (
+    "run_id",
+    "status",
+    "model",
+    "dataset",
+    "corruption",
+    "corrupt_prob",
+    "regularizers",
+    "seed",
+    "train_size",
+    "epochs",
+    "train_acc",
+    "test_acc",
+    "fit_epoch",
+    "fit_step",
+    "wall_seconds",
+)
 
 
 def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """List every registered model, dataset, corruption, regularizer and feature map."""
     registry = get_registry()
     listing = {
-        kind: [{"name": e.name, "source": e.source, **({"info": e.info} if e.info else {})} for e in registry.entries(kind)]
+        kind: [
+            {"name": e.name, "source": e.source, **({"info": e.info} if e.info else {})} for e in registry.entries(kind)
+        ]
         for kind in KINDS
     }
     if as_json:
@@ -47,7 +64,11 @@ def results_command(
         fail(f"unknown format '{output_format}'; known: table, csv, json")
     table = read_table(results_dir, "runs")
     rows = table.to_pylist() if table is not None else []
-    rows = [r for r in rows if (model is None or r["model"] == model) and (corruption is None or r["corruption"] == corruption)]
+    rows = [
+        r
+        for r in rows
+        if (model is None or r["model"] == model) and (corruption is None or r["corruption"] == corruption)
+    ]
     rows.sort(key=lambda r: (r["started_at"] is not None, r["started_at"] or 0))  # runs that failed to start first
     if output_format == "json":
         print(json.dumps(rows, default=str, indent=2))
@@ -62,8 +83,11 @@ def results_command(
         wide_console().print(view)
 
 
-def schema_command(readme: Path | None = typer.Option(
-        None, "--readme", help="Write it between the file's <!-- schema:start/end --> markers instead of printing.")):
+def schema_command(
+    readme: Path | None = typer.Option(
+        None, "--readme", help="Write it between the file's <!-- schema:start/end --> markers instead of printing."
+    ),
+):
     """Print every results table's columns (name, type, meaning) as markdown."""
     from harness.tables import markdown
 
@@ -71,4 +95,3 @@ def schema_command(readme: Path | None = typer.Option(
         print(markdown())
     else:
         write_section(readme, "schema", markdown())
-

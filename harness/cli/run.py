@@ -66,11 +66,26 @@ def run_command(
     from harness.runner import RunConfig, execute
 
     config = RunConfig(
-        model=plugin, corruption=corruption, dataset=dataset, corrupt_prob=corrupt_prob,
-        regularizers=tuple(regularizer), seed=seed, train_size=train_size, test_size=test_size,
-        epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+        model=plugin,
+        corruption=corruption,
+        dataset=dataset,
+        corrupt_prob=corrupt_prob,
+        regularizers=tuple(regularizer),
+        seed=seed,
+        train_size=train_size,
+        test_size=test_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[stats]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
     try:
         with Progress(*columns, console=err_console, transient=False) as progress:
             outcome = execute(config, results_dir, data_root, device, force, RichRunProgress(progress))
@@ -112,8 +127,16 @@ def rademacher_command(
     if as_json:
         print(json.dumps({**summary, "correlations": [r["correlation"] for r in rows]}, default=str))
         return
-    table = Table("trial", "correlation", "train acc", "epochs", "fit epoch", title=f"{plugin} on {train_size} {dataset} images")
+    table = Table(
+        "trial", "correlation", "train acc", "epochs", "fit epoch", title=f"{plugin} on {train_size} {dataset} images"
+    )
     for r in rows:
-        table.add_row(str(r["trial"]), f"{r['correlation']:.4f}", f"{r['train_acc']:.2%}", str(r["epochs"]), format_cell(r["fit_epoch"]))
+        table.add_row(
+            str(r["trial"]),
+            f"{r['correlation']:.4f}",
+            f"{r['train_acc']:.2%}",
+            str(r["epochs"]),
+            format_cell(r["fit_epoch"]),
+        )
     console.print(table)
     console.print(f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials")

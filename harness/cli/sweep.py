@@ -18,11 +18,19 @@ def sweep_command(
     results_dir: Path = ResultsDirOption,
     data_root: Path | None = DataRootOption,
     device: str = DeviceOption,
-    executor: str | None = typer.Option(None, "--executor", help="local, submitit, ray, ... (default: the spec's, else local)."),
+    executor: str | None = typer.Option(
+        None, "--executor", help="local, submitit, ray, ... (default: the spec's, else local)."
+    ),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
-    status: bool = typer.Option(False, "--status", help="Show what is completed, started, failed and missing; run nothing."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Start interrupted runs over, not from their checkpoints."),
-    runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."),
+    status: bool = typer.Option(
+        False, "--status", help="Show what is completed, started, failed and missing; run nothing."
+    ),
+    no_resume: bool = typer.Option(
+        False, "--no-resume", help="Start interrupted runs over, not from their checkpoints."
+    ),
+    runs_per_gpu: int = typer.Option(
+        1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."
+    ),
 ):
     """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
     sweep = load_sweep(spec).with_command_line(executor, executor_option)
@@ -31,8 +39,13 @@ def sweep_command(
             console.print(line, highlight=False, soft_wrap=True)
         return
     console.print(f"sweep {spec}: {len(sweep.configs)} runs on {sweep.executor} -> {results_dir}", highlight=False)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[stats]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+    )
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("runs", total=len(sweep.configs), stats="")
 
@@ -43,11 +56,25 @@ def sweep_command(
         def on_progress(counts: dict) -> None:
             progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
 
-        summary = run_sweep(sweep.configs, results_dir, data_root, device, jobs, on_result, sweep.executor,
-                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress)
+        summary = run_sweep(
+            sweep.configs,
+            results_dir,
+            data_root,
+            device,
+            jobs,
+            on_result,
+            sweep.executor,
+            sweep.executor_options,
+            not no_resume,
+            runs_per_gpu,
+            on_progress,
+        )
     for result in summary.failed:
-        err_console.print(f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
+            highlight=False,
+            soft_wrap=True,
+        )
     totals = ", ".join(f"{summary.count(s)} {s}" for s in ("completed", "skipped", "failed", "interrupted"))
     if summary.interrupted:
         err_console.print(f"cancelled {summary.cancelled} submitted runs", highlight=False)
@@ -59,9 +86,16 @@ def sweep_command(
 
 def format_status(states: list[RunState]) -> list[str]:
     """One line per run that is not completed, then the counts."""
-    lines = [f"{state.state:<11} {describe(state.config)} ({state.config.run_id})" + (f": {state.detail}" if state.detail else "")
-             for state in states if state.state != "completed"]
-    counts = {name: sum(s.state == name for s in states) for name in ("completed", "started", "interrupted", "failed", "missing")}
+    lines = [
+        f"{state.state:<11} {describe(state.config)} ({state.config.run_id})"
+        + (f": {state.detail}" if state.detail else "")
+        for state in states
+        if state.state != "completed"
+    ]
+    counts = {
+        name: sum(s.state == name for s in states)
+        for name in ("completed", "started", "interrupted", "failed", "missing")
+    }
     return [*lines, f"{len(states)} runs: " + ", ".join(f"{n} {name}" for name, n in counts.items())]
 
 

@@ -135,9 +135,7 @@ def expressivity(
 
 @command(theory_app, "expressivity-sweep")
 def expressivity_sweep(
-    ns: list[int] = typer.Option(
-        [100, 300, 1000, 3000, 10000], "--n", min=1, help="Sample sizes (repeat the option)."
-    ),
+    ns: list[int] = typer.Option([100, 300, 1000, 3000, 10000], "--n", min=1, help="Sample sizes (repeat the option)."),
     d: int = typer.Option(20, "--d", min=1, help="Dimension of the Gaussian points."),
     gap_fractions: list[float] = typer.Option(
         [0.25, 0.5, 0.75], "--gap-fraction", help="Bias spacings δ (repeat the option)."

@@ -7,8 +7,13 @@ from pathlib import Path
 
 from harness.reports.store import Missing, average, load_epochs, select
 
-CORRUPTIONS = {"none": "true labels", "random_labels": "random labels", "shuffled_pixels": "shuffled pixels",
-               "random_pixels": "random pixels", "gaussian": "gaussian"}
+CORRUPTIONS = {
+    "none": "true labels",
+    "random_labels": "random labels",
+    "shuffled_pixels": "shuffled pixels",
+    "random_pixels": "random pixels",
+    "gaussian": "gaussian",
+}
 FIG1_MODELS = {"inception": "Inception", "alexnet": "AlexNet", "mlp_1x512": "MLP 1x512"}
 FIG2_MODELS = {"inception": "Inception", "inception_nobn": "Inception w/o BatchNorm"}
 FIG2_PAPER_TEST = {"inception": 85.75, "inception_nobn": 82.00}
@@ -60,8 +65,10 @@ def corruption_levels(runs: list[dict]) -> tuple[dict[str, dict[float, list[dict
 def model_labels(by_model: dict[str, dict[float, list[dict]]]) -> dict[str, str]:
     """Legend labels of the Figure 1b/c models, with the training size when the models differ in it."""
     sizes = {model: next(iter(levels.values()))[0]["train_size"] for model, levels in by_model.items()}
-    return {model: FIG1_MODELS[model] + (f" ({sizes[model]:,} images)" if len(set(sizes.values())) > 1 else "")
-            for model in by_model}
+    return {
+        model: FIG1_MODELS[model] + (f" ({sizes[model]:,} images)" if len(set(sizes.values())) > 1 else "")
+        for model in by_model
+    }
 
 
 def slowdown_points(levels: dict[float, list[dict]]) -> list[tuple[float, float, list[dict]]]:
@@ -103,6 +110,12 @@ def fig2_summary(runs: list[dict]) -> list[tuple[str, float, float, float]]:
     for model, label in FIG2_MODELS.items():
         matches = select(runs, model, "none")
         if matches:
-            rows.append((label, 100 * average(matches, "test_acc"), 100 * average(matches, "best_test_acc"),
-                         FIG2_PAPER_TEST[model]))
+            rows.append(
+                (
+                    label,
+                    100 * average(matches, "test_acc"),
+                    100 * average(matches, "best_test_acc"),
+                    FIG2_PAPER_TEST[model],
+                )
+            )
     return rows

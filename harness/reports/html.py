@@ -22,8 +22,14 @@ from harness.reports.store import Missing, completed, settings
 from harness.reports.theory import THEORY, column_values
 from harness.results import read_table, write_atomically
 
-SECTIONS = {"table1": "Table 1", "fig1": "Figure 1", "fig2": "Figure 2b", "table3": "Table 3", "theory": "Theory",
-            "runs": "Runs"}
+SECTIONS = {
+    "table1": "Table 1",
+    "fig1": "Figure 1",
+    "fig2": "Figure 2b",
+    "table3": "Table 3",
+    "theory": "Theory",
+    "runs": "Runs",
+}
 """Section ids and titles, in page order."""
 
 FIG1A_PAPER_ORDER = ("none", "shuffled_pixels", "gaussian", "random_pixels", "random_labels")
@@ -35,7 +41,9 @@ MODEL_COLORS = {"inception": "#636efa", "alexnet": "#ef553b", "mlp_1x512": "#00a
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def write(results_dir: Path, out: Path, dataset: str = "cifar10", fig1a_model: str = "inception") -> tuple[Path, list[str]]:
+def write(
+    results_dir: Path, out: Path, dataset: str = "cifar10", fig1a_model: str = "inception"
+) -> tuple[Path, list[str]]:
     """Write the report to ``out`` (temp file + rename); return its path and one line per missing piece."""
     page, missing = build(results_dir, dataset, fig1a_model)
 
@@ -61,9 +69,12 @@ def build(results_dir: Path, dataset: str = "cifar10", fig1a_model: str = "incep
         runs_section(all_runs),
     ]
     title = f"harness report: {results_dir} ({dataset})"
-    page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
-            f"<style>{STYLE}</style>\n<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
-            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
+        f"<style>{STYLE}</style>\n<script>{get_plotlyjs()}</script>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
     return page, missing
 
 
@@ -112,8 +123,10 @@ def table(headers: list[str], rows: list[list], table_id: str | None = None) -> 
             cells.append(f'<td data-sort="{escape(sort_key(key))}">{markup}</td>')
         lines.append("<tr>" + "".join(cells) + "</tr>")
     ident = f' id="{table_id}"' if table_id else ""
-    return (f'<div class="scroll"><table class="sortable"{ident}><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(lines)}</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table class="sortable"{ident}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(lines)}</tbody></table></div>"
+    )
 
 
 def run_links(runs: list[dict]) -> tuple[str, str]:
@@ -129,9 +142,11 @@ def missing_note(missing: Missing) -> str:
     if not missing.runs:
         return ""
     items = "".join(f"<li>{escape(run)}</li>" for run in missing.runs)
-    return (f'<div class="missing"><b>Missing {len(missing.runs)} run(s):</b><ul>{items}</ul>Make them with '
-            f"<code>harness sweep sweeps/{missing.sweep}.toml</code> (GPU scale) or "
-            f"<code>harness sweep sweeps/{missing.sweep}-cpu.toml</code> (2-core CPU scale).</div>")
+    return (
+        f'<div class="missing"><b>Missing {len(missing.runs)} run(s):</b><ul>{items}</ul>Make them with '
+        f"<code>harness sweep sweeps/{missing.sweep}.toml</code> (GPU scale) or "
+        f"<code>harness sweep sweeps/{missing.sweep}-cpu.toml</code> (2-core CPU scale).</div>"
+    )
 
 
 def command_note(what: str, command: str) -> str:
@@ -139,19 +154,29 @@ def command_note(what: str, command: str) -> str:
 
 
 def section(ident: str, intro: str, *parts: str) -> str:
-    return (f'<section id="{ident}"><h2>{SECTIONS[ident]}</h2><p class="intro">{intro}</p>'
-            + "".join(parts) + "</section>")
+    return (
+        f'<section id="{ident}"><h2>{SECTIONS[ident]}</h2><p class="intro">{intro}</p>' + "".join(parts) + "</section>"
+    )
 
 
 def figure(ident: str, traces: list, layout: dict, caption: str) -> str:
     """An interactive plotly figure, or a note where it has no data."""
     if not traces:
         return f'<figure id="{ident}" class="empty"><p>No runs for this figure.</p><figcaption>{caption}</figcaption></figure>'
-    chart = go.Figure(traces, {"template": "plotly_white", "height": 430, "hovermode": "closest",
-                               "margin": {"l": 70, "r": 20, "t": 70, "b": 55}, **layout})
-    plot = chart.to_html(full_html=False, include_plotlyjs=False, div_id=ident, config=PLOT_CONFIG,
-                         default_height="430px")
-    return f'<figure>{plot}<figcaption>{caption}</figcaption></figure>'
+    chart = go.Figure(
+        traces,
+        {
+            "template": "plotly_white",
+            "height": 430,
+            "hovermode": "closest",
+            "margin": {"l": 70, "r": 20, "t": 70, "b": 55},
+            **layout,
+        },
+    )
+    plot = chart.to_html(
+        full_html=False, include_plotlyjs=False, div_id=ident, config=PLOT_CONFIG, default_height="430px"
+    )
+    return f"<figure>{plot}<figcaption>{caption}</figcaption></figure>"
 
 
 def plot_title(title: str, runs: list[dict]) -> dict:
@@ -168,56 +193,100 @@ def header(results_dir: Path, dataset: str, all_runs: list[dict]) -> str:
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
     counts = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items())) or "none"
     nav = " · ".join(f'<a href="#{ident}">{title}</a>' for ident, title in SECTIONS.items())
-    return (f"<header><h1>Understanding deep learning requires rethinking generalization: ours vs. the paper</h1>"
-            f"<p>Results folder <code>{escape(str(results_dir))}</code>; training runs of <b>{escape(dataset)}</b> "
-            f"in the tables and figures (runs in the folder: {escape(counts)}). harness {escape(__version__)}.</p>"
-            f"<nav>{nav}</nav></header>")
+    return (
+        f"<header><h1>Understanding deep learning requires rethinking generalization: ours vs. the paper</h1>"
+        f"<p>Results folder <code>{escape(str(results_dir))}</code>; training runs of <b>{escape(dataset)}</b> "
+        f"in the tables and figures (runs in the folder: {escape(counts)}). harness {escape(__version__)}.</p>"
+        f"<nav>{nav}</nav></header>"
+    )
 
 
 def table1_section(runs: list[dict], missing: list[str]) -> str:
     built, absent = table1.build(runs)
-    headers = ["model", "random crop", "weight decay", "labels", "train %", "paper train %", "Δ train", "test %",
-               "paper test %", "Δ test", "seeds", "fit epoch"]
+    headers = [
+        "model",
+        "random crop",
+        "weight decay",
+        "labels",
+        "train %",
+        "paper train %",
+        "Δ train",
+        "test %",
+        "paper test %",
+        "Δ test",
+        "seeds",
+        "fit epoch",
+    ]
     rows = []
     for paper, row in zip(table1.PAPER_TABLE1, built):
         cells = [(escape(table1.format_cell(c, row[c])), row[c]) for c in headers]
         rows.append(cells + [run_links(table1.paper_runs(runs, paper))])
     if absent.runs:
         missing.append("Table 1: " + absent.message())
-    return section("table1", "Train and test accuracy (%) per model, with and without random crop and weight "
-                   "decay, and with random labels; seeds averaged at the largest training size run.",
-                   table(headers + ["runs"], rows), missing_note(absent))
+    return section(
+        "table1",
+        "Train and test accuracy (%) per model, with and without random crop and weight "
+        "decay, and with random labels; seeds averaged at the largest training size run.",
+        table(headers + ["runs"], rows),
+        missing_note(absent),
+    )
 
 
 def fig1_section(runs: list[dict], results_dir: Path, model: str, missing: list[str]) -> str:
     curves, absent_a = figure_data.loss_curves(runs, results_dir, model)
     by_model, absent_bc = figure_data.corruption_levels(runs)
     missing += [f"Figure 1: {m.message()}" for m in (absent_a, absent_bc) if m.runs]
-    return section("fig1", "The randomization tests: (a) learning curves per corruption, (b) time to fit and "
-                   "(c) test error against the label corruption level p. Hover a point for its run.",
-                   fig1a(curves, model), missing_note(absent_a), fig1bc(by_model), missing_note(absent_bc))
+    return section(
+        "fig1",
+        "The randomization tests: (a) learning curves per corruption, (b) time to fit and "
+        "(c) test error against the label corruption level p. Hover a point for its run.",
+        fig1a(curves, model),
+        missing_note(absent_a),
+        fig1bc(by_model),
+        missing_note(absent_bc),
+    )
 
 
 def fig1a(curves: dict[str, tuple[dict, list[dict]]], model: str) -> str:
-    traces = [go.Scatter(x=[h["step"] for h in history], y=[h["train_loss"] for h in history], mode="lines+markers",
-                         name=CORRUPTIONS[corruption], marker={"size": 4},
-                         customdata=[[run["run_id"], h["epoch"]] for h in history],
-                         hovertemplate="run %{customdata[0]}<br>epoch %{customdata[1]}, step %{x}<br>"
-                                       "train loss %{y:.4g}")
-              for corruption, (run, history) in curves.items()]
+    traces = [
+        go.Scatter(
+            x=[h["step"] for h in history],
+            y=[h["train_loss"] for h in history],
+            mode="lines+markers",
+            name=CORRUPTIONS[corruption],
+            marker={"size": 4},
+            customdata=[[run["run_id"], h["epoch"]] for h in history],
+            hovertemplate="run %{customdata[0]}<br>epoch %{customdata[1]}, step %{x}<br>train loss %{y:.4g}",
+        )
+        for corruption, (run, history) in curves.items()
+    ]
     runs = [run for run, _ in curves.values()]
-    layout = {"title": plot_title(f"(a) {FIG1_MODELS.get(model, model)}: learning curves", runs),
-              "xaxis": {"title": {"text": "training step"}},
-              "yaxis": {"title": {"text": "average training loss (log scale)"}, "type": "log"}}
+    layout = {
+        "title": plot_title(f"(a) {FIG1_MODELS.get(model, model)}: learning curves", runs),
+        "xaxis": {"title": {"text": "training step"}},
+        "yaxis": {"title": {"text": "average training loss (log scale)"}, "type": "log"},
+    }
     fitted = sorted((run["fit_step"], c) for c, (run, _) in curves.items() if run["fit_step"])
     ours = {c: str(rank) for rank, (_, c) in enumerate(fitted, 1)}
-    rows = [[CORRUPTIONS[c], run_links([run]), (text(run["fit_step"]), run["fit_step"]), ours.get(c, "not fitted"),
-             str(FIG1A_PAPER_ORDER.index(c) + 1)] for c, (run, _) in curves.items()]
-    table_ = table(["corruption", "plotted run", "fit step", "our order", "order in reproductions"], rows) if rows else ""
-    caption = ("Paper: with random labels the loss stays on a plateau, then falls fast to a perfect fit; random "
-               "pixels and gaussian inputs start converging earlier than random labels. Reproductions order the "
-               "settings by time to fit: true &lt; shuffled pixels &lt; gaussian &lt; random pixels &lt; random "
-               "labels (the table's last column; ours by fit step beside it).")
+    rows = [
+        [
+            CORRUPTIONS[c],
+            run_links([run]),
+            (text(run["fit_step"]), run["fit_step"]),
+            ours.get(c, "not fitted"),
+            str(FIG1A_PAPER_ORDER.index(c) + 1),
+        ]
+        for c, (run, _) in curves.items()
+    ]
+    table_ = (
+        table(["corruption", "plotted run", "fit step", "our order", "order in reproductions"], rows) if rows else ""
+    )
+    caption = (
+        "Paper: with random labels the loss stays on a plateau, then falls fast to a perfect fit; random "
+        "pixels and gaussian inputs start converging earlier than random labels. Reproductions order the "
+        "settings by time to fit: true &lt; shuffled pixels &lt; gaussian &lt; random pixels &lt; random "
+        "labels (the table's last column; ours by fit step beside it)."
+    )
     return figure("fig1a", traces, layout, caption) + table_
 
 
@@ -231,36 +300,70 @@ def fig1bc(by_model: dict[str, dict[float, list[dict]]]) -> str:
         for model, levels in by_model.items():
             points = points_of(levels)
             if points:
-                found.append(go.Scatter(
-                    x=[p for p, _, _ in points], y=[y for _, y, _ in points], mode="lines+markers", name=labels[model],
-                    line={"color": MODEL_COLORS[model]},
-                    customdata=[[" ".join(r["run_id"] for r in rs), value_text(y, rs)] for _, y, rs in points],
-                    hovertemplate=hover))
+                found.append(
+                    go.Scatter(
+                        x=[p for p, _, _ in points],
+                        y=[y for _, y, _ in points],
+                        mode="lines+markers",
+                        name=labels[model],
+                        line={"color": MODEL_COLORS[model]},
+                        customdata=[[" ".join(r["run_id"] for r in rs), value_text(y, rs)] for _, y, rs in points],
+                        hovertemplate=hover,
+                    )
+                )
         return found
 
-    slowdown = traces(figure_data.slowdown_points,
-                      lambda y, rs: f"time to fit ×{y:.2f} (fit epoch {'/'.join(str(r['fit_epoch']) for r in rs)})")
+    slowdown = traces(
+        figure_data.slowdown_points,
+        lambda y, rs: f"time to fit ×{y:.2f} (fit epoch {'/'.join(str(r['fit_epoch']) for r in rs)})",
+    )
     if slowdown:
-        slowdown.append(go.Scatter(x=[1.0], y=[2.75], mode="markers", name="paper (plot reading): 1.5–4× at p = 1",
-                                   marker={"symbol": "diamond", "size": 10, "color": "black"},
-                                   error_y={"type": "constant", "value": 1.25}, hoverinfo="name"))
+        slowdown.append(
+            go.Scatter(
+                x=[1.0],
+                y=[2.75],
+                mode="markers",
+                name="paper (plot reading): 1.5–4× at p = 1",
+                marker={"symbol": "diamond", "size": 10, "color": "black"},
+                error_y={"type": "constant", "value": 1.25},
+                hoverinfo="name",
+            )
+        )
     errors = traces(figure_data.error_points, lambda y, rs: f"test error {y:.2f} % (mean of {len(rs)} run(s))")
     if errors:
         errors += paper_errors(by_model)
-        errors.append(go.Scatter(x=[0, 1], y=[90, 90], mode="lines", name="chance (90 %)",
-                                 line={"dash": "dot", "color": "gray"}, hoverinfo="name"))
-    b = figure("fig1b", slowdown, {
-        "title": plot_title("(b) Convergence slowdown", all_runs),
-        "xaxis": {"title": {"text": "label corruption p"}},
-        "yaxis": {"title": {"text": "time to fit (steps) relative to p = 0"}}},
+        errors.append(
+            go.Scatter(
+                x=[0, 1],
+                y=[90, 90],
+                mode="lines",
+                name="chance (90 %)",
+                line={"dash": "dot", "color": "gray"},
+                hoverinfo="name",
+            )
+        )
+    b = figure(
+        "fig1b",
+        slowdown,
+        {
+            "title": plot_title("(b) Convergence slowdown", all_runs),
+            "xaxis": {"title": {"text": "label corruption p"}},
+            "yaxis": {"title": {"text": "time to fit (steps) relative to p = 0"}},
+        },
         "Paper: time to fit slows down steadily as p rises, by a small constant factor (readings of its plot: "
-        "1.5–4× at p = 1). Points only where every run fitted.")
-    c = figure("fig1c", errors, {
-        "title": plot_title("(c) Generalization error growth", all_runs),
-        "xaxis": {"title": {"text": "label corruption p"}},
-        "yaxis": {"title": {"text": "test error (%)"}, "range": [0, 100]}},
+        "1.5–4× at p = 1). Points only where every run fitted.",
+    )
+    c = figure(
+        "fig1c",
+        errors,
+        {
+            "title": plot_title("(c) Generalization error growth", all_runs),
+            "xaxis": {"title": {"text": "label corruption p"}},
+            "yaxis": {"title": {"text": "test error (%)"}, "range": [0, 100]},
+        },
         "Paper: test error rises steadily with p and approaches chance (90 %) as p → 1; the diamonds are the "
-        "paper's Table 1 ends (p = 0: true labels, p = 1: random labels).")
+        "paper's Table 1 ends (p = 0: true labels, p = 1: random labels).",
+    )
     return b + c
 
 
@@ -268,12 +371,21 @@ def paper_errors(by_model: dict) -> list:
     """The paper's test error (%) at p = 0 and p = 1 of each Figure 1c model, from its Table 1."""
     traces = []
     for model in by_model:
-        ends = {1.0 if row.random_labels else 0.0: 100 - row.test for row in table1.PAPER_TABLE1
-                if row.model == model and not row.regularizers}
-        traces.append(go.Scatter(x=list(ends), y=list(ends.values()), mode="markers",
-                                 name=f"paper {FIG1_MODELS[model]}",
-                                 marker={"symbol": "diamond-open", "size": 11, "color": MODEL_COLORS[model]},
-                                 hovertemplate="%{fullData.name}: %{y:.2f} % at p = %{x}<extra></extra>"))
+        ends = {
+            1.0 if row.random_labels else 0.0: 100 - row.test
+            for row in table1.PAPER_TABLE1
+            if row.model == model and not row.regularizers
+        }
+        traces.append(
+            go.Scatter(
+                x=list(ends),
+                y=list(ends.values()),
+                mode="markers",
+                name=f"paper {FIG1_MODELS[model]}",
+                marker={"symbol": "diamond-open", "size": 11, "color": MODEL_COLORS[model]},
+                hovertemplate="%{fullData.name}: %{y:.2f} % at p = %{x}<extra></extra>",
+            )
+        )
     return traces
 
 
@@ -292,31 +404,81 @@ def fig2_section(runs: list[dict], results_dir: Path, missing: list[str]) -> str
         name, color = FIG2_MODELS[model], MODEL_COLORS[model]
         paper = figure_data.FIG2_PAPER_TEST[model]
         traces += [
-            go.Scatter(x=epochs, y=test, mode="lines", name=f"{name} (test)", legendgroup=model, customdata=data,
-                       line={"color": color}, hovertemplate=hover),
-            go.Scatter(x=epochs, y=figure_data.cumulative_best(test), mode="lines", fill="tonexty", opacity=0.35,
-                       line={"width": 0, "color": color}, name=f"{name} (cumulative best test)", legendgroup=model,
-                       customdata=data, hovertemplate=hover),
-            go.Scatter(x=epochs, y=[100 * h["train_acc"] for h in history], mode="lines", name=f"{name} (train)",
-                       line={"dash": "dash", "width": 1, "color": color}, legendgroup=model, customdata=data,
-                       hovertemplate=hover),
-            go.Scatter(x=[epochs[0], epochs[-1]], y=[paper, paper], mode="lines", name=f"paper: {name} test {paper:.2f} %",
-                       line={"dash": "dot", "width": 1.5, "color": color}, legendgroup=model, hoverinfo="name"),
+            go.Scatter(
+                x=epochs,
+                y=test,
+                mode="lines",
+                name=f"{name} (test)",
+                legendgroup=model,
+                customdata=data,
+                line={"color": color},
+                hovertemplate=hover,
+            ),
+            go.Scatter(
+                x=epochs,
+                y=figure_data.cumulative_best(test),
+                mode="lines",
+                fill="tonexty",
+                opacity=0.35,
+                line={"width": 0, "color": color},
+                name=f"{name} (cumulative best test)",
+                legendgroup=model,
+                customdata=data,
+                hovertemplate=hover,
+            ),
+            go.Scatter(
+                x=epochs,
+                y=[100 * h["train_acc"] for h in history],
+                mode="lines",
+                name=f"{name} (train)",
+                line={"dash": "dash", "width": 1, "color": color},
+                legendgroup=model,
+                customdata=data,
+                hovertemplate=hover,
+            ),
+            go.Scatter(
+                x=[epochs[0], epochs[-1]],
+                y=[paper, paper],
+                mode="lines",
+                name=f"paper: {name} test {paper:.2f} %",
+                line={"dash": "dot", "width": 1.5, "color": color},
+                legendgroup=model,
+                hoverinfo="name",
+            ),
         ]
     runs_behind = {FIG2_MODELS[model]: run for model, (run, _) in histories.items()}
-    plot = figure("fig2b", traces, {
-        "title": plot_title("(b) Inception ± BatchNorm, no regularizers (shaded: cumulative best test)",
-                            list(runs_behind.values())),
-        "xaxis": {"title": {"text": "epoch"}}, "yaxis": {"title": {"text": "accuracy (%)"}, "range": [0, 101]},
-        "legend": {"traceorder": "grouped"}},
+    plot = figure(
+        "fig2b",
+        traces,
+        {
+            "title": plot_title(
+                "(b) Inception ± BatchNorm, no regularizers (shaded: cumulative best test)", list(runs_behind.values())
+            ),
+            "xaxis": {"title": {"text": "epoch"}},
+            "yaxis": {"title": {"text": "accuracy (%)"}, "range": [0, 101]},
+            "legend": {"traceorder": "grouped"},
+        },
         "Paper: early stopping does not necessarily help on CIFAR-10; BatchNorm improves generalization by 3–4 "
-        "points (85.75 % vs 82.00 % test).")
-    rows = [[label, (f"{final:.2f}", final), (f"{best:.2f}", best), (f"{paper:.2f}", paper),
-             run_links([runs_behind[label]]) if label in runs_behind else ""]
-            for label, final, best, paper in figure_data.fig2_summary(runs)]
+        "points (85.75 % vs 82.00 % test).",
+    )
+    rows = [
+        [
+            label,
+            (f"{final:.2f}", final),
+            (f"{best:.2f}", best),
+            (f"{paper:.2f}", paper),
+            run_links([runs_behind[label]]) if label in runs_behind else "",
+        ]
+        for label, final, best, paper in figure_data.fig2_summary(runs)
+    ]
     summary = table(["model", "final test %", "best test %", "paper test %", "plotted run"], rows) if rows else ""
-    return section("fig2", "Test accuracy per epoch of Inception with and without BatchNorm; hover a point for its "
-                   "run and epoch.", plot, summary, missing_note(absent))
+    return section(
+        "fig2",
+        "Test accuracy per epoch of Inception with and without BatchNorm; hover a point for its run and epoch.",
+        plot,
+        summary,
+        missing_note(absent),
+    )
 
 
 def table3_section(results_dir: Path, missing: list[str]) -> str:
@@ -325,15 +487,21 @@ def table3_section(results_dir: Path, missing: list[str]) -> str:
     notes = []
     for paper in table3.PAPER_TABLE3:
         if paper.label in absent:
-            command = (f"harness kernel --dataset {paper.dataset} --features {paper.features} --kernel gaussian "
-                       "--bandwidth median")
+            command = (
+                f"harness kernel --dataset {paper.dataset} --features {paper.features} --kernel gaussian "
+                "--bandwidth median"
+            )
             notes.append(command_note(f"a kernel run for '{paper.label}'", command))
             missing.append(f"Table 3: no kernel run for '{paper.label}' (make one with `{command}`)")
-    return section("table3", "Exact kernel regression without regularization (true labels, ridge 0): test error "
-                   "and solution norm per data set and features, one line per stored run, largest n first. At the paper's "
-                   "scale on a GPU: <code>benchmarks/table3_mnist_gpu.sh RESULTS</code> and "
-                   "<code>benchmarks/table3_cifar_gpu.sh RESULTS</code>.",
-                   table(list(table3.COLUMNS), rows) if rows else "", *notes)
+    return section(
+        "table3",
+        "Exact kernel regression without regularization (true labels, ridge 0): test error "
+        "and solution norm per data set and features, one line per stored run, largest n first. At the paper's "
+        "scale on a GPU: <code>benchmarks/table3_mnist_gpu.sh RESULTS</code> and "
+        "<code>benchmarks/table3_cifar_gpu.sh RESULTS</code>.",
+        table(list(table3.COLUMNS), rows) if rows else "",
+        *notes,
+    )
 
 
 def theory_section(results_dir: Path, missing: list[str]) -> str:
@@ -346,13 +514,19 @@ def theory_section(results_dir: Path, missing: list[str]) -> str:
             missing.append(f"Theory: no {name} rows (make them with `{command}`)")
             continue
         values = [column_values(row, columns) for row in stored]
-        rows = [[(f'<code>{escape(row["run_id"])}</code>', row["run_id"])] + [(escape(text(v)), v) for v in line]
-                for row, line in zip(stored, values)]
+        rows = [
+            [(f"<code>{escape(row['run_id'])}</code>", row["run_id"])] + [(escape(text(v)), v) for v in line]
+            for row, line in zip(stored, values)
+        ]
         parts.append(table(["run"] + [header for header, _ in columns], rows))
         if name == "theory_min_norm":
             parts.append(min_norm_curves(results_dir))
-    return section("theory", "Sections 4 and 5 of the paper: finite-sample expressivity and implicit "
-                   "regularization in linear models, and the Rademacher complexity of Section 2.", *parts)
+    return section(
+        "theory",
+        "Sections 4 and 5 of the paper: finite-sample expressivity and implicit "
+        "regularization in linear models, and the Rademacher complexity of Section 2.",
+        *parts,
+    )
 
 
 def min_norm_curves(results_dir: Path) -> str:
@@ -362,32 +536,76 @@ def min_norm_curves(results_dir: Path) -> str:
         for init in ("zero", "random"):
             points = sorted((r for r in curves if r["run_id"] == run_id and r["init"] == init), key=lambda r: r["step"])
             if points:
-                traces.append(go.Scatter(
-                    x=[r["step"] for r in points], y=[r["rel_dist"] for r in points], mode="lines",
-                    name=f"{run_id[:8]} from w₀ = {'0' if init == 'zero' else 'random'}", customdata=[run_id] * len(points),
-                    hovertemplate="run %{customdata}<br>step %{x}: ‖w − w_min‖ / ‖w_min‖ = %{y:.3g}<extra></extra>"))
-    return figure("min-norm-curves", traces, {
-        "title": {"text": "SGD on least squares: distance to the minimum-norm solution", "font": {"size": 15}},
-        "xaxis": {"title": {"text": "SGD step"}},
-        "yaxis": {"title": {"text": "‖w_t − w_min‖ / ‖w_min‖ (log scale)"}, "type": "log"}},
-        "From w₀ = 0 the distance falls towards 0; from a random w₀ it levels off at the predicted plateau.")
+                traces.append(
+                    go.Scatter(
+                        x=[r["step"] for r in points],
+                        y=[r["rel_dist"] for r in points],
+                        mode="lines",
+                        name=f"{run_id[:8]} from w₀ = {'0' if init == 'zero' else 'random'}",
+                        customdata=[run_id] * len(points),
+                        hovertemplate="run %{customdata}<br>step %{x}: ‖w − w_min‖ / ‖w_min‖ = %{y:.3g}<extra></extra>",
+                    )
+                )
+    return figure(
+        "min-norm-curves",
+        traces,
+        {
+            "title": {"text": "SGD on least squares: distance to the minimum-norm solution", "font": {"size": 15}},
+            "xaxis": {"title": {"text": "SGD step"}},
+            "yaxis": {"title": {"text": "‖w_t − w_min‖ / ‖w_min‖ (log scale)"}, "type": "log"},
+        },
+        "From w₀ = 0 the distance falls towards 0; from a random w₀ it levels off at the predicted plateau.",
+    )
 
 
-RUN_COLUMNS = ("run_id", "status", "model", "dataset", "corruption", "corrupt_prob", "regularizers", "seed",
-               "train_size", "test_size", "train_acc", "test_acc", "best_test_acc", "fit_epoch", "fit_step", "epochs",
-               "max_epochs", "steps", "batch_size", "lr", "lr_decay", "wall_seconds", "device", "started_at", "error")
+RUN_COLUMNS = (
+    "run_id",
+    "status",
+    "model",
+    "dataset",
+    "corruption",
+    "corrupt_prob",
+    "regularizers",
+    "seed",
+    "train_size",
+    "test_size",
+    "train_acc",
+    "test_acc",
+    "best_test_acc",
+    "fit_epoch",
+    "fit_step",
+    "epochs",
+    "max_epochs",
+    "steps",
+    "batch_size",
+    "lr",
+    "lr_decay",
+    "wall_seconds",
+    "device",
+    "started_at",
+    "error",
+)
 
 
 def runs_section(all_runs: list[dict]) -> str:
     ordered = sorted(all_runs, key=lambda r: (r["started_at"] is None, r["started_at"] or 0))
-    rows = [[(f'<code id="run-{escape(r["run_id"])}">{escape(r["run_id"])}</code>', r["run_id"])]
-            + [(escape(text(r.get(c))), r.get(c)) for c in RUN_COLUMNS[1:]] for r in ordered]
-    search = (f'<p><input type="search" class="filter" data-table="runs-table" placeholder="filter: words that must '
-              f'all appear in a row, e.g. mlp random_labels completed" size="70"> <span class="count" '
-              f'data-table="runs-table">{len(rows)} of {len(rows)} runs</span></p>')
-    return section("runs", "Every training run in the results folder (all data sets and statuses); click a header "
-                   "to sort, type to filter. Accuracies are fractions in [0, 1].",
-                   search, table(list(RUN_COLUMNS), rows, table_id="runs-table") if rows else "<p>No runs.</p>")
+    rows = [
+        [(f'<code id="run-{escape(r["run_id"])}">{escape(r["run_id"])}</code>', r["run_id"])]
+        + [(escape(text(r.get(c))), r.get(c)) for c in RUN_COLUMNS[1:]]
+        for r in ordered
+    ]
+    search = (
+        f'<p><input type="search" class="filter" data-table="runs-table" placeholder="filter: words that must '
+        f'all appear in a row, e.g. mlp random_labels completed" size="70"> <span class="count" '
+        f'data-table="runs-table">{len(rows)} of {len(rows)} runs</span></p>'
+    )
+    return section(
+        "runs",
+        "Every training run in the results folder (all data sets and statuses); click a header "
+        "to sort, type to filter. Accuracies are fractions in [0, 1].",
+        search,
+        table(list(RUN_COLUMNS), rows, table_id="runs-table") if rows else "<p>No runs.</p>",
+    )
 
 
 STYLE = """

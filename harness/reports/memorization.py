@@ -50,9 +50,13 @@ def partial_corruption_runs(results_dir: Path, dataset: str | None = None) -> li
     """Completed runs on the whole training set with random labels at 0 < p < 1, by model, p, seed."""
     table = read_table(results_dir, "runs")
     runs = [
-        r for r in (table.to_pylist() if table is not None else [])
-        if r["status"] == "completed" and r["corruption"] == "random_labels" and 0 < r["corrupt_prob"] < 1
-        and r.get("subset_fraction") is None and (dataset is None or r["dataset"] == dataset)
+        r
+        for r in (table.to_pylist() if table is not None else [])
+        if r["status"] == "completed"
+        and r["corruption"] == "random_labels"
+        and 0 < r["corrupt_prob"] < 1
+        and r.get("subset_fraction") is None
+        and (dataset is None or r["dataset"] == dataset)
         and table_path(results_dir, "examples", r["run_id"]).exists()
     ]
     return sorted(runs, key=lambda r: (r["model"], r["dataset"], r["corrupt_prob"], r["seed"]))
@@ -68,8 +72,14 @@ def load_examples(results_dir: Path, run: dict) -> RunExamples | None:
     def values(name, missing=np.inf):
         return table.column(name).cast(pa.float64()).fill_null(missing).to_numpy()[trained]
 
-    return RunExamples(run, values("corrupted", 0).astype(bool), values("first_fit_epoch"), values("learned_epoch"),
-                       values("forgetting_events"), values("final_margin", np.nan))
+    return RunExamples(
+        run,
+        values("corrupted", 0).astype(bool),
+        values("first_fit_epoch"),
+        values("learned_epoch"),
+        values("forgetting_events"),
+        values("final_margin", np.nan),
+    )
 
 
 def summary_row(examples: RunExamples) -> dict:
@@ -77,9 +87,15 @@ def summary_row(examples: RunExamples) -> dict:
     run, corrupted = examples.run, examples.corrupted
     clean = ~corrupted
     return {
-        "run_id": run["run_id"], "model": run["model"], "dataset": run["dataset"], "p": run["corrupt_prob"],
-        "seed": run["seed"], "train_size": run["train_size"], "epochs": run["epochs"],
-        "clean": int(clean.sum()), "corrupted": int(corrupted.sum()),
+        "run_id": run["run_id"],
+        "model": run["model"],
+        "dataset": run["dataset"],
+        "p": run["corrupt_prob"],
+        "seed": run["seed"],
+        "train_size": run["train_size"],
+        "epochs": run["epochs"],
+        "clean": int(clean.sum()),
+        "corrupted": int(corrupted.sum()),
         "clean_half_fit_epoch": examples.half_fitted_epoch(clean),
         "corrupted_half_fit_epoch": examples.half_fitted_epoch(corrupted),
         "clean_mean_forgetting": float(examples.forgetting[clean].mean()) if clean.any() else None,
@@ -103,10 +119,19 @@ def plot_fitted(model: str, runs: list[RunExamples], path: Path) -> Path:
         epochs = np.arange(1, examples.run["epochs"] + 1)
         seed = f", seed {examples.run['seed']}"
         axes.plot(epochs, examples.fitted_by(~examples.corrupted), color=color, label=f"p={p:g} clean{seed}")
-        axes.plot(epochs, examples.fitted_by(examples.corrupted), color=color, linestyle="--",
-                  label=f"p={p:g} corrupted{seed}")
-    axes.set(xlabel="epoch", ylabel="fraction fitted (classified as its label at least once)", ylim=(0, 1.02),
-             title=f"{model}: clean (solid) vs corrupted (dashed) examples")
+        axes.plot(
+            epochs,
+            examples.fitted_by(examples.corrupted),
+            color=color,
+            linestyle="--",
+            label=f"p={p:g} corrupted{seed}",
+        )
+    axes.set(
+        xlabel="epoch",
+        ylabel="fraction fitted (classified as its label at least once)",
+        ylim=(0, 1.02),
+        title=f"{model}: clean (solid) vs corrupted (dashed) examples",
+    )
     axes.legend(fontsize=7, loc="lower right")
     return save(figure, path)
 

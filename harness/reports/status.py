@@ -61,12 +61,27 @@ def find_bundles(root: Path) -> list[Bundle]:
         unknown = [s for s in spec.get("sections", []) if s not in SECTIONS]
         missing = [key for key in ("title", "machine", "made_by", "sections") if key not in spec]
         if unknown or missing:
-            raise ConfigError(f"{manifest}: " + (f"unknown sections {unknown} (known: {', '.join(SECTIONS)})"
-                                                 if unknown else f"missing keys {missing}"))
+            raise ConfigError(
+                f"{manifest}: "
+                + (
+                    f"unknown sections {unknown} (known: {', '.join(SECTIONS)})"
+                    if unknown
+                    else f"missing keys {missing}"
+                )
+            )
         folder = manifest.parent
         name = (Path(root.name) / folder.relative_to(root)).as_posix()
-        bundles.append(Bundle(folder, name, spec["title"], spec["machine"], spec["made_by"], tuple(spec["sections"]),
-                              tuple(spec.get("sweeps", ()))))
+        bundles.append(
+            Bundle(
+                folder,
+                name,
+                spec["title"],
+                spec["machine"],
+                spec["made_by"],
+                tuple(spec["sections"]),
+                tuple(spec.get("sweeps", ())),
+            )
+        )
     return bundles
 
 
@@ -77,8 +92,13 @@ def render(root: Path) -> str:
         raise ConfigError(f"no bundle under {root}: a bundle is a results folder with a {BUNDLE_FILE}")
     parts = []
     for bundle in bundles:
-        lines = [f"#### `{bundle.name}`: {bundle.title}", "", f"{bundle.machine}; made by `{bundle.made_by}`."
-                 + "".join(f" {sweep_progress(spec, root.parent, bundle.path)}" for spec in bundle.sweeps), ""]
+        lines = [
+            f"#### `{bundle.name}`: {bundle.title}",
+            "",
+            f"{bundle.machine}; made by `{bundle.made_by}`."
+            + "".join(f" {sweep_progress(spec, root.parent, bundle.path)}" for spec in bundle.sweeps),
+            "",
+        ]
         for name in bundle.sections:
             lines += SECTIONS[name](bundle) + [""]
         parts.append("\n".join(lines))
@@ -104,8 +124,14 @@ def section(title: str, header: list[str], rows: list[list[str]], notes: tuple[s
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
-    return [title, "", line(header), "|" + "---|" * len(header), *map(line, rows),
-            *(text for note in notes for text in ("", note))]
+    return [
+        title,
+        "",
+        line(header),
+        "|" + "---|" * len(header),
+        *map(line, rows),
+        *(text for note in notes for text in ("", note)),
+    ]
 
 
 def title(name: str, report: str, bundle: Bundle, runs: list[dict] | None = None) -> str:
@@ -117,27 +143,57 @@ def title(name: str, report: str, bundle: Bundle, runs: list[dict] | None = None
 def table1_section(bundle: Bundle) -> list[str]:
     runs = load_runs(bundle.path, "cifar10")
     built, missing = table1.build(runs)
-    rows = [[row["model"], f"{row['params']:,}", row["random crop"], row["weight decay"], row["labels"],
-             f"{number(row['train %'])} ({row['paper train %']:.2f})",
-             f"{number(row['test %'])} ({row['paper test %']:.2f})", number(row["fit epoch"], 0)]
-            for row in built if row["seeds"]]
+    rows = [
+        [
+            row["model"],
+            f"{row['params']:,}",
+            row["random crop"],
+            row["weight decay"],
+            row["labels"],
+            f"{number(row['train %'])} ({row['paper train %']:.2f})",
+            f"{number(row['test %'])} ({row['paper test %']:.2f})",
+            number(row["fit epoch"], 0),
+        ]
+        for row in built
+        if row["seeds"]
+    ]
     behind = [run for paper in table1.PAPER_TABLE1 for run in table1.paper_runs(runs, paper)]
-    return section(title("Table 1", "table1", bundle, behind),
-                   ["model", "parameters", "random crop", "weight decay", "labels", "train % (paper)",
-                    "test % (paper)", "fit epoch"], rows,
-                   (f"Not run: {'; '.join(missing.runs)}.",) if missing.runs else ())
+    return section(
+        title("Table 1", "table1", bundle, behind),
+        [
+            "model",
+            "parameters",
+            "random crop",
+            "weight decay",
+            "labels",
+            "train % (paper)",
+            "test % (paper)",
+            "fit epoch",
+        ],
+        rows,
+        (f"Not run: {'; '.join(missing.runs)}.",) if missing.runs else (),
+    )
 
 
 def fig1a_section(bundle: Bundle, model: str = "inception") -> list[str]:
     runs = load_runs(bundle.path, "cifar10")
     curves, _ = figure_data.loss_curves(runs, bundle.path, model)
     by_fit_step = sorted(curves.items(), key=lambda item: item[1][0]["fit_step"] or float("inf"))
-    rows = [[figure_data.CORRUPTIONS[corruption], str(run["fit_step"]) if run["fit_step"] else "not fitted",
-             number(history[0]["train_loss"], 3) if history else "–", number(100 * run["train_acc"]),
-             number(100 * run["test_acc"])] for corruption, (run, history) in by_fit_step]
-    return section(title(f"Figure 1a, {figure_data.FIG1_MODELS[model]}", "fig1", bundle,
-                         [run for run, _ in curves.values()]),
-                   ["inputs / labels", "steps to fit", "loss after epoch 1", "train %", "test %"], rows)
+    rows = [
+        [
+            figure_data.CORRUPTIONS[corruption],
+            str(run["fit_step"]) if run["fit_step"] else "not fitted",
+            number(history[0]["train_loss"], 3) if history else "–",
+            number(100 * run["train_acc"]),
+            number(100 * run["test_acc"]),
+        ]
+        for corruption, (run, history) in by_fit_step
+    ]
+    return section(
+        title(f"Figure 1a, {figure_data.FIG1_MODELS[model]}", "fig1", bundle, [run for run, _ in curves.values()]),
+        ["inputs / labels", "steps to fit", "loss after epoch 1", "train %", "test %"],
+        rows,
+    )
 
 
 def fig1bc_section(bundle: Bundle) -> list[str]:
@@ -152,35 +208,65 @@ def fig1bc_section(bundle: Bundle) -> list[str]:
         rows.append([label, "time to fit, × p = 0"] + [number(slowdown.get(p), 2) for p in levels])
         rows.append([label, "test error %"] + [number(error.get(p)) for p in levels])
     behind = [run for model_levels in by_model.values() for runs in model_levels.values() for run in runs]
-    return section(title("Figures 1b and 1c", "fig1", bundle, behind),
-                   ["model", "measure"] + [f"p = {p:g}" for p in levels], rows)
+    return section(
+        title("Figures 1b and 1c", "fig1", bundle, behind), ["model", "measure"] + [f"p = {p:g}" for p in levels], rows
+    )
 
 
 def fig2b_section(bundle: Bundle) -> list[str]:
     runs = load_runs(bundle.path, "cifar10")
     histories, _ = figure_data.bn_histories(runs, bundle.path)
-    rows = [[label, number(final), number(best), f"{paper:.2f}"]
-            for label, final, best, paper in figure_data.fig2_summary(runs)]
-    return section(title("Figure 2b", "fig2", bundle, [run for run, _ in histories.values()]),
-                   ["model", "final test %", "best test %", "paper test %"], rows)
+    rows = [
+        [label, number(final), number(best), f"{paper:.2f}"]
+        for label, final, best, paper in figure_data.fig2_summary(runs)
+    ]
+    return section(
+        title("Figure 2b", "fig2", bundle, [run for run, _ in histories.values()]),
+        ["model", "final test %", "best test %", "paper test %"],
+        rows,
+    )
 
 
 def table3_section(bundle: Bundle) -> list[str]:
     lines, _ = table3.build(table3.load_kernel_runs(bundle.path))
-    rows = [[line["paper row"], f"{line['n train']:,} / {line['n test']:,}", line["kernel"],
-             f"{line['test err %']:.2f} ({line['paper err %']:g})",
-             f"{line['norm']:.1f}" + (f" ({line['paper norm']:g})" if line["paper norm"] else ""),
-             line["dtype"], line["device"], f"{line['seconds']:.0f}"] for line in lines]
+    rows = [
+        [
+            line["paper row"],
+            f"{line['n train']:,} / {line['n test']:,}",
+            line["kernel"],
+            f"{line['test err %']:.2f} ({line['paper err %']:g})",
+            f"{line['norm']:.1f}" + (f" ({line['paper norm']:g})" if line["paper norm"] else ""),
+            line["dtype"],
+            line["device"],
+            f"{line['seconds']:.0f}",
+        ]
+        for line in lines
+    ]
     stored = read_table(bundle.path, "kernel_runs")
-    corrupted = [r for r in (stored.to_pylist() if stored is not None else [])
-                 if r["status"] == "completed" and r["corruption"] != "none" and r["ridge"] == 0]
-    rows += [[f"{r['dataset']}, {r['features']}, {r['corruption']} p = {r['corrupt_prob']:g} "
-              f"(train error {100 * r['train_error']:.2f} %)", f"{r['train_size']:,} / {r['test_size']:,}", r["kernel"],
-              f"{100 * r['test_error']:.2f}", f"{r['rkhs_norm']:.1f}", r["dtype"], r["device"], f"{r['wall_seconds']:.0f}"]
-             for r in corrupted]
-    return section(title("Table 3", "table3", bundle),
-                   ["paper row", "train / test", "kernel", "test error % (paper)", "norm (paper)", "dtype", "device",
-                    "seconds"], rows)
+    corrupted = [
+        r
+        for r in (stored.to_pylist() if stored is not None else [])
+        if r["status"] == "completed" and r["corruption"] != "none" and r["ridge"] == 0
+    ]
+    rows += [
+        [
+            f"{r['dataset']}, {r['features']}, {r['corruption']} p = {r['corrupt_prob']:g} "
+            f"(train error {100 * r['train_error']:.2f} %)",
+            f"{r['train_size']:,} / {r['test_size']:,}",
+            r["kernel"],
+            f"{100 * r['test_error']:.2f}",
+            f"{r['rkhs_norm']:.1f}",
+            r["dtype"],
+            r["device"],
+            f"{r['wall_seconds']:.0f}",
+        ]
+        for r in corrupted
+    ]
+    return section(
+        title("Table 3", "table3", bundle),
+        ["paper row", "train / test", "kernel", "test error % (paper)", "norm (paper)", "dtype", "device", "seconds"],
+        rows,
+    )
 
 
 def memorization_section(bundle: Bundle) -> list[str]:
@@ -189,21 +275,40 @@ def memorization_section(bundle: Bundle) -> list[str]:
         for run_examples in examples:
             row, run = memorization.summary_row(run_examples), run_examples.run
             aurocs = (row["auroc_learned_epoch"], row["auroc_forgetting_events"], row["auroc_final_margin"])
-            rows.append([f"{run['model']}, {run['dataset']} ({run['train_size']:,} images)", f"{row['p']:g}",
-                         number(100 * run["train_acc"]), number(100 * run["test_acc"]),
-                         f"{row['clean_half_fit_epoch'] or '–'} / {row['corrupted_half_fit_epoch'] or '–'}",
-                         f"{number(row['clean_mean_forgetting'], 2)} / {number(row['corrupted_mean_forgetting'], 2)}",
-                         " / ".join(number(value, 3) for value in aurocs)])
-    return section(title("Which examples are fitted when, clean / corrupted", "memorization", bundle),
-                   ["model, data", "p", "train %", "test %", "half fitted by epoch", "mean forgetting events",
-                    "AUROC for corrupted: learned epoch / forgetting / −margin"], rows)
+            rows.append(
+                [
+                    f"{run['model']}, {run['dataset']} ({run['train_size']:,} images)",
+                    f"{row['p']:g}",
+                    number(100 * run["train_acc"]),
+                    number(100 * run["test_acc"]),
+                    f"{row['clean_half_fit_epoch'] or '–'} / {row['corrupted_half_fit_epoch'] or '–'}",
+                    f"{number(row['clean_mean_forgetting'], 2)} / {number(row['corrupted_mean_forgetting'], 2)}",
+                    " / ".join(number(value, 3) for value in aurocs),
+                ]
+            )
+    return section(
+        title("Which examples are fitted when, clean / corrupted", "memorization", bundle),
+        [
+            "model, data",
+            "p",
+            "train %",
+            "test %",
+            "half fitted by epoch",
+            "mean forgetting events",
+            "AUROC for corrupted: learned epoch / forgetting / −margin",
+        ],
+        rows,
+    )
 
 
 def memorization_scores_section(bundle: Bundle) -> list[str]:
     scores = read_table(bundle.path, "memorization")
     stored = read_table(bundle.path, "runs")
-    models = [r for r in (stored.to_pylist() if stored is not None else [])
-              if r["status"] == "completed" and r["subset_fraction"] is not None]
+    models = [
+        r
+        for r in (stored.to_pylist() if stored is not None else [])
+        if r["status"] == "completed" and r["subset_fraction"] is not None
+    ]
     estimates = sorted(set(scores.column("run_id").to_pylist())) if scores is not None else []
     described = models and len(estimates) == 1  # the model runs do not say which estimate they belong to
     rows = []
@@ -213,16 +318,32 @@ def memorization_scores_section(bundle: Bundle) -> list[str]:
         corrupted = estimate.column("corrupted").to_numpy(zero_copy_only=False).astype(bool)
         defined = np.isfinite(score)
         count = int((estimate.column("models_in").to_numpy() + estimate.column("models_out").to_numpy()).max())
-        rows.append([f"{models[0]['model']}, {models[0]['dataset']} ({estimate.num_rows:,} images)" if described else run_id,
-                     f"{models[0]['corrupt_prob']:g}" if described else "–", str(count),
-                     number(auroc(score[defined], corrupted[defined]), 3),
-                     f"{number(score[defined & corrupted].mean(), 3)} / {number(score[defined & ~corrupted].mean(), 3)}",
-                     f"{int((score[corrupted] >= 0.5).sum())} of {int(corrupted.sum())}",
-                     str(int((score[~corrupted] == 1).sum())),
-                     number(average(models, "wall_seconds"), 0) if described else "–"])
-    return section("**Memorization scores** (the `memorization` table; running its command again reprints them):",
-                   ["model, data", "p", "models", "AUROC for corrupted", "mean score corrupted / clean",
-                    "corrupted scoring ≥ 0.5", "clean scoring 1", "seconds per model"], rows)
+        rows.append(
+            [
+                f"{models[0]['model']}, {models[0]['dataset']} ({estimate.num_rows:,} images)" if described else run_id,
+                f"{models[0]['corrupt_prob']:g}" if described else "–",
+                str(count),
+                number(auroc(score[defined], corrupted[defined]), 3),
+                f"{number(score[defined & corrupted].mean(), 3)} / {number(score[defined & ~corrupted].mean(), 3)}",
+                f"{int((score[corrupted] >= 0.5).sum())} of {int(corrupted.sum())}",
+                str(int((score[~corrupted] == 1).sum())),
+                number(average(models, "wall_seconds"), 0) if described else "–",
+            ]
+        )
+    return section(
+        "**Memorization scores** (the `memorization` table; running its command again reprints them):",
+        [
+            "model, data",
+            "p",
+            "models",
+            "AUROC for corrupted",
+            "mean score corrupted / clean",
+            "corrupted scoring ≥ 0.5",
+            "clean scoring 1",
+            "seconds per model",
+        ],
+        rows,
+    )
 
 
 def theory_section(bundle: Bundle) -> list[str]:
@@ -232,7 +353,10 @@ def theory_section(bundle: Bundle) -> list[str]:
         if name == "theory_expressivity_sweep":
             continue
         stored = read_table(bundle.path, name)
-        rows = [[value_text(v) for v in theory.column_values(row, columns)] for row in (stored.to_pylist() if stored else [])]
+        rows = [
+            [value_text(v) for v in theory.column_values(row, columns)]
+            for row in (stored.to_pylist() if stored else [])
+        ]
         lines += section(f"**{heading}** (`{command}`). {claim}", [header for header, _ in columns], rows) + [""]
     return lines[:-1]
 

@@ -35,12 +35,20 @@ def regularizer_names(run: dict) -> frozenset[str]:
     return frozenset(parse_spec(spec)[0] for spec in run["regularizers"])
 
 
-def select(runs: list[dict], model: str, corruption: str, corrupt_prob: float | None = None,
-           regularizers: frozenset[str] = frozenset()) -> list[dict]:
+def select(
+    runs: list[dict],
+    model: str,
+    corruption: str,
+    corrupt_prob: float | None = None,
+    regularizers: frozenset[str] = frozenset(),
+) -> list[dict]:
     """Matching runs (any seed) of the largest training size among the matches."""
     matches = [
-        r for r in runs
-        if r["model"] == model and r["corruption"] == corruption and regularizer_names(r) == regularizers
+        r
+        for r in runs
+        if r["model"] == model
+        and r["corruption"] == corruption
+        and regularizer_names(r) == regularizers
         and (corrupt_prob is None or abs(r["corrupt_prob"] - corrupt_prob) < 1e-9)
     ]
     largest = max((r["train_size"] for r in matches), default=None)
@@ -55,11 +63,14 @@ def average(runs: list[dict], key: str) -> float | None:
 def settings(runs: list[dict]) -> str:
     """The settings the runs were made with, e.g. ``train 500, test 1000, ≤200 epochs, batch 32, lr decay 1.0,
     seed 0/1, cpu`` (several values are joined by ``/``; results are means over seeds)."""
+
     def values(key):
         return "/".join(str(v) for v in sorted({r[key] for r in runs}))
 
-    return (f"train {values('train_size')}, test {values('test_size')}, ≤{values('max_epochs')} epochs, "
-            f"batch {values('batch_size')}, lr decay {values('lr_decay')}, seed {values('seed')}, {values('device')}")
+    return (
+        f"train {values('train_size')}, test {values('test_size')}, ≤{values('max_epochs')} epochs, "
+        f"batch {values('batch_size')}, lr decay {values('lr_decay')}, seed {values('seed')}, {values('device')}"
+    )
 
 
 @dataclass
@@ -74,5 +85,7 @@ class Missing:
 
     def message(self) -> str:
         listing = "; ".join(self.runs)
-        return (f"{len(self.runs)} run(s) missing: {listing}. "
-                f"Make them with `harness sweep sweeps/{self.sweep}.toml` (or sweeps/{self.sweep}-cpu.toml).")
+        return (
+            f"{len(self.runs)} run(s) missing: {listing}. "
+            f"Make them with `harness sweep sweeps/{self.sweep}.toml` (or sweeps/{self.sweep}-cpu.toml)."
+        )

@@ -37,24 +37,62 @@ def rows(model, label, cells):
 
 
 PAPER_TABLE1 = (
-    rows("inception", "Inception", [(True, True, False, 100.0, 89.05), (True, False, False, 100.0, 89.31),
-                                    (False, True, False, 100.0, 86.03), (False, False, False, 100.0, 85.75),
-                                    (False, False, True, 100.0, 9.78)])
-    + rows("inception_nobn", "Inception w/o BatchNorm", [(False, True, False, 100.0, 83.00),
-                                                         (False, False, False, 100.0, 82.00),
-                                                         (False, False, True, 100.0, 10.12)])
-    + rows("alexnet", "AlexNet", [(True, True, False, 99.90, 81.22), (True, False, False, 99.82, 79.66),
-                                  (False, True, False, 100.0, 77.36), (False, False, False, 100.0, 76.07),
-                                  (False, False, True, 99.82, 9.86)])
-    + rows("mlp_3x512", "MLP 3x512", [(False, True, False, 100.0, 53.35), (False, False, False, 100.0, 52.39),
-                                      (False, False, True, 100.0, 10.48)])
-    + rows("mlp_1x512", "MLP 1x512", [(False, True, False, 99.80, 50.39), (False, False, False, 100.0, 50.51),
-                                      (False, False, True, 99.34, 10.61)])
+    rows(
+        "inception",
+        "Inception",
+        [
+            (True, True, False, 100.0, 89.05),
+            (True, False, False, 100.0, 89.31),
+            (False, True, False, 100.0, 86.03),
+            (False, False, False, 100.0, 85.75),
+            (False, False, True, 100.0, 9.78),
+        ],
+    )
+    + rows(
+        "inception_nobn",
+        "Inception w/o BatchNorm",
+        [(False, True, False, 100.0, 83.00), (False, False, False, 100.0, 82.00), (False, False, True, 100.0, 10.12)],
+    )
+    + rows(
+        "alexnet",
+        "AlexNet",
+        [
+            (True, True, False, 99.90, 81.22),
+            (True, False, False, 99.82, 79.66),
+            (False, True, False, 100.0, 77.36),
+            (False, False, False, 100.0, 76.07),
+            (False, False, True, 99.82, 9.86),
+        ],
+    )
+    + rows(
+        "mlp_3x512",
+        "MLP 3x512",
+        [(False, True, False, 100.0, 53.35), (False, False, False, 100.0, 52.39), (False, False, True, 100.0, 10.48)],
+    )
+    + rows(
+        "mlp_1x512",
+        "MLP 1x512",
+        [(False, True, False, 99.80, 50.39), (False, False, False, 100.0, 50.51), (False, False, True, 99.34, 10.61)],
+    )
 )
 """The paper's Table 1 (spec section 5.1); random-labels rows have random_labels=True."""
 
-COLUMNS = ("model", "params", "random crop", "weight decay", "labels", "train %", "paper train %", "Δ train",
-           "test %", "paper test %", "Δ test", "seeds", "fit epoch", "settings")
+COLUMNS = (
+    "model",
+    "params",
+    "random crop",
+    "weight decay",
+    "labels",
+    "train %",
+    "paper train %",
+    "Δ train",
+    "test %",
+    "paper test %",
+    "Δ test",
+    "seeds",
+    "fit epoch",
+    "settings",
+)
 
 
 def percent(value: float | None) -> float | None:
@@ -76,18 +114,24 @@ def build(runs: list[dict]) -> tuple[list[dict], Missing]:
         if not matches:
             missing.add(paper.describe())
         train, test = percent(average(matches, "train_acc")), percent(average(matches, "test_acc"))
-        table.append({
-            "model": paper.label,
-            "params": matches[0]["param_count"] if matches else None,
-            "random crop": "yes" if paper.random_crop else "no",
-            "weight decay": "yes" if paper.weight_decay else "no",
-            "labels": "random" if paper.random_labels else "true",
-            "train %": train, "paper train %": paper.train, "Δ train": None if train is None else train - paper.train,
-            "test %": test, "paper test %": paper.test, "Δ test": None if test is None else test - paper.test,
-            "seeds": len(matches),
-            "fit epoch": average(matches, "fit_epoch"),
-            "settings": settings(matches) if matches else "not run",
-        })
+        table.append(
+            {
+                "model": paper.label,
+                "params": matches[0]["param_count"] if matches else None,
+                "random crop": "yes" if paper.random_crop else "no",
+                "weight decay": "yes" if paper.weight_decay else "no",
+                "labels": "random" if paper.random_labels else "true",
+                "train %": train,
+                "paper train %": paper.train,
+                "Δ train": None if train is None else train - paper.train,
+                "test %": test,
+                "paper test %": paper.test,
+                "Δ test": None if test is None else test - paper.test,
+                "seeds": len(matches),
+                "fit epoch": average(matches, "fit_epoch"),
+                "settings": settings(matches) if matches else "not run",
+            }
+        )
     return table, missing
 
 

@@ -28,8 +28,23 @@ PAPER_TABLE3 = (
     PaperKernelRow("cifar10", "random_conv", "CIFAR-10, random conv-net (32,000 filters)", 17.0, None),
 )
 
-COLUMNS = ("paper row", "kernel", "n train", "n test", "feature options", "test err %", "paper err %", "Δ err",
-           "norm", "paper norm", "γ", "dtype", "device", "seconds", "run id")
+COLUMNS = (
+    "paper row",
+    "kernel",
+    "n train",
+    "n test",
+    "feature options",
+    "test err %",
+    "paper err %",
+    "Δ err",
+    "norm",
+    "paper norm",
+    "γ",
+    "dtype",
+    "device",
+    "seconds",
+    "run id",
+)
 
 
 def load_kernel_runs(results_dir: Path) -> list[dict]:
@@ -46,15 +61,29 @@ def build(runs: list[dict]) -> tuple[list[dict], list[str]]:
         matches = [r for r in runs if r["dataset"] == paper.dataset and r["features"] == paper.features]
         if not matches:
             missing.append(paper.label)
-        for run in sorted(matches, key=lambda r: (-r["train_size"], sorted(json.loads(r["feature_options"] or "{}").items()))):
+        for run in sorted(
+            matches, key=lambda r: (-r["train_size"], sorted(json.loads(r["feature_options"] or "{}").items()))
+        ):
             ours = 100 * run["test_error"]
-            lines.append({
-                "paper row": paper.label, "kernel": run["kernel"], "n train": run["train_size"],
-                "n test": run["test_size"], "feature options": run["feature_options"] or "{}",
-                "test err %": ours, "paper err %": paper.test_error, "Δ err": ours - paper.test_error,
-                "norm": run["rkhs_norm"], "paper norm": paper.norm, "γ": run["bandwidth"], "dtype": run["dtype"],
-                "device": run["device"], "seconds": run["wall_seconds"], "run id": run["run_id"],
-            })
+            lines.append(
+                {
+                    "paper row": paper.label,
+                    "kernel": run["kernel"],
+                    "n train": run["train_size"],
+                    "n test": run["test_size"],
+                    "feature options": run["feature_options"] or "{}",
+                    "test err %": ours,
+                    "paper err %": paper.test_error,
+                    "Δ err": ours - paper.test_error,
+                    "norm": run["rkhs_norm"],
+                    "paper norm": paper.norm,
+                    "γ": run["bandwidth"],
+                    "dtype": run["dtype"],
+                    "device": run["device"],
+                    "seconds": run["wall_seconds"],
+                    "run id": run["run_id"],
+                }
+            )
     return lines, missing
 
 
