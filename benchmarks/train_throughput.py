@@ -62,7 +62,7 @@ def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -
 def harness_loop(config: RunConfig, device: torch.device, data_root: Path | None) -> float:
     """Seconds of ``harness.runner.execute``'s training loop (its own wall clock, data loading excluded)."""
     with tempfile.TemporaryDirectory() as results:
-        row = execute(config, Path(results), data_root, device.type, force=True).row
+        row = execute(config, Path(results), data_root=data_root, device=device.type, force=True).row
     assert row["epochs"] == config.epochs, "the run stopped early; use random labels so it runs every epoch"
     return row["wall_seconds"]
 

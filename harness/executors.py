@@ -97,7 +97,7 @@ class RunTask:
 def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str, resume: bool = True) -> Result:
     """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
     try:
-        outcome = execute(config, results_dir, data_root, device, resume=resume)
+        outcome = execute(config, results_dir, data_root=data_root, device=device, resume=resume)
     except KeyboardInterrupt:
         return Result(config, "interrupted")
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on

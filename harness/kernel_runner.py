@@ -101,6 +101,7 @@ def median_bandwidth(feature_map, x_train: np.ndarray, kernel: str) -> float:
 def execute(
     config: KernelConfig,
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     force: bool = False,

@@ -174,6 +174,7 @@ def completed_row(results_dir: Path, config: RunConfig) -> dict | None:
 def run_sweep(
     configs: list[RunConfig],
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     jobs: int = 1,

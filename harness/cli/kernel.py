@@ -97,7 +97,16 @@ def kernel_command(
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console) as progress:
-            outcome = execute(config, results_dir, data_root, device, force, memory_budget, strict, StageBars(progress))
+            outcome = execute(
+                config,
+                results_dir,
+                data_root=data_root,
+                device=device,
+                force=force,
+                memory_budget=memory_budget,
+                strict=strict,
+                progress=StageBars(progress),
+            )
     except KeyboardInterrupt:
         fail("interrupted; temporary files were removed", code=130)
     except OSError as error:  # e.g. no space left for the out-of-core files

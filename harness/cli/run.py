@@ -88,7 +88,9 @@ def run_command(
     )
     try:
         with Progress(*columns, console=err_console, transient=False) as progress:
-            outcome = execute(config, results_dir, data_root, device, force, RichRunProgress(progress))
+            outcome = execute(
+                config, results_dir, data_root=data_root, device=device, force=force, progress=RichRunProgress(progress)
+            )
     except KeyboardInterrupt:
         fail(f"interrupted; the finished epochs are stored in {results_dir}", code=130)
     row = outcome.row
@@ -123,7 +125,7 @@ def rademacher_command(
     from harness.rademacher import RademacherConfig, estimate
 
     config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
-    summary, rows = estimate(config, results_dir, data_root, device)
+    summary, rows = estimate(config, results_dir, data_root=data_root, device=device)
     if as_json:
         print(json.dumps({**summary, "correlations": [r["correlation"] for r in rows]}, default=str))
         return

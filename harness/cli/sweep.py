@@ -59,15 +59,15 @@ def sweep_command(
         summary = run_sweep(
             sweep.configs,
             results_dir,
-            data_root,
-            device,
-            jobs,
-            on_result,
-            sweep.executor,
-            sweep.executor_options,
-            not no_resume,
-            runs_per_gpu,
-            on_progress,
+            data_root=data_root,
+            device=device,
+            jobs=jobs,
+            on_result=on_result,
+            executor=sweep.executor,
+            executor_options=sweep.executor_options,
+            resume=not no_resume,
+            runs_per_gpu=runs_per_gpu,
+            on_progress=on_progress,
         )
     for result in summary.failed:
         err_console.print(
