@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=50)
-    parser.add_argument("--model", default="mlp_1x512")
+    parser.add_argument("--plugin", default="mlp_1x512")
     parser.add_argument("--corrupt-prob", type=float, default=0.2)
     parser.add_argument("--num-models", type=int, default=32)
     parser.add_argument("--subset-fraction", type=float, default=0.7)
@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = MemorizationConfig(
-        model=args.model,
+        model=args.plugin,
         dataset=args.dataset,
         corruption="random_labels",
         corrupt_prob=args.corrupt_prob,
@@ -95,7 +95,7 @@ def main() -> None:
     score = table.column("score").to_numpy(zero_copy_only=False)
     corrupted = table.column("corrupted").to_numpy(zero_copy_only=False).astype(bool)
     print(
-        f"{args.model} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
+        f"{args.plugin} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
         f"{args.num_models} models on {args.subset_fraction:.0%} subsets, ≤{args.epochs} epochs"
     )
     print(f"seconds per model (wall, under the load above): {result.seconds_per_model:.1f}")

@@ -32,7 +32,7 @@ class KernelConfig:
     refinement) or auto.
     """
 
-    dataset: str = "mnist"
+    dataset: str = "cifar10"
     features: str = "none"
     feature_options: dict = field(default_factory=dict)
     kernel: str = "gaussian"

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from harness import __version__
+from harness.cli.aliases import AliasedGroup
 from harness.cli.common import err_console, guarded, warn
 from harness.registry import PluginError, get_registry
 
@@ -40,6 +41,7 @@ def create_app() -> typer.Typer:
     from harness.cli.theory import theory_app
 
     app = typer.Typer(
+        cls=AliasedGroup,
         help=f"harness {__version__}: randomization tests for neural networks and kernel machines.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,

@@ -51,7 +51,7 @@ class StageBars:
 
 
 def kernel_command(
-    dataset: str = typer.Option("mnist", help="Dataset plugin."),
+    dataset: str = typer.Option("cifar10", help="Dataset plugin (the paper's Table 3 also uses mnist)."),
     features: str = typer.Option("none", help="Feature map plugin: none, gabor, random_conv, ..."),
     feature_option: list[str] = typer.Option(
         [], "--feature-option", help="NAME=VALUE passed to the feature map, repeatable."

@@ -12,6 +12,7 @@ from rich.table import Table
 from harness.cli.common import (
     DataRootOption,
     DeviceOption,
+    ReportsFolderOption,
     ResultsDirOption,
     console,
     err_console,
@@ -38,8 +39,8 @@ def memorization_command(
     lr_decay: float = typer.Option(1.0, help="Learning-rate factor applied after every epoch (1: constant)."),
     seed: int = typer.Option(0, help="Seed of the corruption, the subsets and the models."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
-    executor: str = typer.Option(
-        "local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."
+    executor: str | None = typer.Option(
+        None, "--executor", help="Sweep executor that trains the models (default: local): local, submitit, ray, ..."
     ),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
     device: str = DeviceOption,
@@ -85,7 +86,7 @@ def memorization_command(
                 device=device,
                 jobs=jobs,
                 on_result=on_result,
-                executor=executor,
+                executor=executor or "local",
                 executor_options=dict(parse_option(option) for option in executor_option),
             )
     except KeyboardInterrupt:
@@ -104,7 +105,7 @@ def memorization_command(
 
 def report_memorization_command(
     results_dir: Path = ResultsDirOption,
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for the table and figures."),
+    out: Path = ReportsFolderOption,
     dataset: str | None = typer.Option(None, "--dataset", help="Only runs of this data set (default: all)."),
 ):
     """Clean vs corrupted examples of runs with random labels at 0 < p < 1: fraction fitted per epoch,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -12,8 +11,11 @@ from rich.table import Table
 from harness.cli.common import (
     DataRootOption,
     DeviceOption,
+    FormatOption,
+    OutputFormat,
     ResultsDirOption,
     console,
+    emit,
     err_console,
     fail,
     format_cell,
@@ -53,10 +55,11 @@ def run_command(
     epochs: int = typer.Option(100, help="Epoch limit; training also stops at 100 % training accuracy."),
     train_size: int | None = typer.Option(None, help="Use the first N training examples."),
     test_size: int | None = typer.Option(None, help="Use the first N test examples."),
-    batch_size: int = typer.Option(128),
+    batch_size: int = typer.Option(128, help="Mini-batch size."),
     lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
     lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
-    seed: int = typer.Option(0),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    seed: int = typer.Option(0, help="Seed of the corruption, the model's initialization and the batch order."),
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -78,6 +81,7 @@ def run_command(
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
+        momentum=momentum,
     )
     columns = (
         TextColumn("{task.description}"),
@@ -119,26 +123,34 @@ def rademacher_command(
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    output_format: OutputFormat = FormatOption,
 ):
     """Estimate the empirical Rademacher complexity of a model on a sample by fitting random signs."""
     from harness.rademacher import RademacherConfig, estimate
 
     config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
     summary, rows = estimate(config, results_dir, data_root=data_root, device=device)
-    if as_json:
-        print(json.dumps({**summary, "correlations": [r["correlation"] for r in rows]}, default=str))
-        return
-    table = Table(
-        "trial", "correlation", "train acc", "epochs", "fit epoch", title=f"{plugin} on {train_size} {dataset} images"
-    )
-    for r in rows:
-        table.add_row(
-            str(r["trial"]),
-            f"{r['correlation']:.4f}",
-            f"{r['train_acc']:.2%}",
-            str(r["epochs"]),
-            format_cell(r["fit_epoch"]),
+
+    def show_table():
+        table = Table(
+            "trial",
+            "correlation",
+            "train acc",
+            "epochs",
+            "fit epoch",
+            title=f"{plugin} on {train_size} {dataset} images",
         )
-    console.print(table)
-    console.print(f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials")
+        for r in rows:
+            table.add_row(
+                str(r["trial"]),
+                f"{r['correlation']:.4f}",
+                f"{r['train_acc']:.2%}",
+                str(r["epochs"]),
+                format_cell(r["fit_epoch"]),
+            )
+        console.print(table)
+        console.print(
+            f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials"
+        )
+
+    emit(output_format, rows, show_table, as_json={**summary, "correlations": [r["correlation"] for r in rows]})
