@@ -109,8 +109,6 @@ def kernel_command(
             )
     except KeyboardInterrupt:
         fail("interrupted; temporary files were removed", code=130)
-    except OSError as error:  # e.g. no space left for the out-of-core files
-        fail(str(error))
     row = outcome.row
     if outcome.skipped:
         console.print(f"already completed: kernel run {row['run_id']} in {outcome.path} (use --force to run again)")
