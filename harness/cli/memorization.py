@@ -20,6 +20,7 @@ from harness.cli.common import (
     warn,
     wide_console,
 )
+from harness.cli.progress import RunsLeft
 
 
 def memorization_command(
@@ -69,13 +70,21 @@ def memorization_command(
         lr=lr,
         lr_decay=lr_decay,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[left]}"),
+    )
     try:
         with Progress(*columns, console=err_console) as progress:
-            task = progress.add_task("models", total=num_models)
+            task = progress.add_task("models", total=num_models, left="")
+            left = RunsLeft(num_models)
 
             def on_result(result):
-                progress.update(task, advance=result.status in ("completed", "skipped"))
+                left.finished(result.status)
+                progress.update(task, advance=result.status in ("completed", "skipped"), left=left.text())
                 if result.status != "skipped":
                     progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 

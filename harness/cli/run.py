@@ -20,30 +20,56 @@ from harness.cli.common import (
     fail,
     format_cell,
 )
+from harness.cli.progress import Countdown, format_seconds
 
 
 class RichRunProgress:
-    """Epoch and batch bars with the live training loss and accuracy."""
+    """Epoch and batch bars with the live training loss and accuracy, the time left in the epoch,
+    and at most left in the run (training stops sooner once it fits its training set)."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
         self.epochs = self.batches = None
+        self.epoch_clock = self.run_clock = None
+        self.epoch_seconds: float | None = None
+        self.epoch_stats = ""
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
         self.batches = self.progress.add_task("  batches", total=batches_per_epoch, stats="")
+        self.epoch_clock = Countdown(batches_per_epoch)
+        self.max_epochs = config.epochs
 
     def batch(self, epoch, batch, loss):
         if batch == 1:
             self.progress.reset(self.batches)
-        if batch % 10 == 0:
-            self.progress.update(self.batches, completed=batch, stats=f"loss {loss.item():.3f}")
-        else:
+            if self.run_clock is None:  # a resumed run times only the epochs it trains now
+                self.run_clock = Countdown(self.max_epochs, done=epoch - 1, started=self.epoch_clock.started)
+        if batch % 10 and batch != self.epoch_clock.total:
             self.progress.update(self.batches, completed=batch)
+            return
+        epoch_left = self.epoch_clock.seconds_left(batch)
+        epoch_seconds = self.epoch_seconds or self.epoch_clock.seconds_per_step(batch) * self.epoch_clock.total
+        run_left = epoch_left + epoch_seconds * (self.max_epochs - epoch)
+        self.progress.update(
+            self.batches,
+            completed=batch,
+            stats=f"loss {loss.item():.3f} · {format_seconds(epoch_left)} left in the epoch",
+        )
+        self.show_epoch_stats(run_left)
 
     def epoch(self, row):
-        stats = f"train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%} · test acc {row['test_acc']:.1%}"
-        self.progress.update(self.epochs, completed=row["epoch"], stats=stats)
+        self.epoch_stats = (
+            f"train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%} · test acc {row['test_acc']:.1%}"
+        )
+        self.progress.update(self.epochs, completed=row["epoch"])
+        self.epoch_clock.restart(self.epoch_clock.total)  # the next epoch's batches start now
+        self.epoch_seconds = self.run_clock.seconds_per_step(row["epoch"])  # evaluations included
+        self.show_epoch_stats(self.run_clock.seconds_left(row["epoch"]))
+
+    def show_epoch_stats(self, run_left: float | None) -> None:
+        left = None if run_left is None else f"at most {format_seconds(run_left)} left"
+        self.progress.update(self.epochs, stats=" · ".join(filter(None, (self.epoch_stats, left))))
 
 
 def run_command(

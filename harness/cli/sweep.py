@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail
+from harness.cli.progress import RunsLeft
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -48,13 +49,16 @@ def sweep_command(
     )
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("runs", total=len(sweep.configs), stats="")
+        left = RunsLeft(len(sweep.configs))
 
         def on_result(result: Result) -> None:
+            left.finished(result.status)
             progress.update(task, advance=1)
             progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
         def on_progress(counts: dict) -> None:
-            progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
+            states = ", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done"))
+            progress.update(task, stats=" · ".join(filter(None, (states, left.text()))))
 
         summary = run_sweep(
             sweep.configs,
