@@ -32,6 +32,7 @@ def add_plugin_commands(app: typer.Typer) -> None:
 def create_app() -> typer.Typer:
     """The ``harness`` app with its built-in and plugin commands."""
     from harness.cli.data import data_app
+    from harness.cli.docs import docs_command
     from harness.cli.kernel import kernel_command
     from harness.cli.memorization import memorization_command
     from harness.cli.report import report_app
@@ -56,6 +57,7 @@ def create_app() -> typer.Typer:
         ("rademacher", rademacher_command),
         ("kernel", kernel_command),
         ("memorization", memorization_command),
+        ("docs", docs_command),
     ):
         app.command(name)(guarded(command))
     app.add_typer(data_app, name="data")

@@ -19,6 +19,8 @@ DEPRECATED_OPTIONS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     ("theory", "expressivity"): {"--json": ("--format", "json")},
     ("theory", "expressivity-sweep"): {"--json": ("--format", "json")},
     ("theory", "min-norm"): {"--json": ("--format", "json")},
+    ("schema",): {"--readme": ("--write",)},
+    ("report", "status"): {"--readme": ("--write",)},
 }
 """Per command path, each old option and the tokens that replace it (a flag may become an option
 with a value: ``--json`` is ``--format json``)."""

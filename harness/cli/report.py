@@ -151,20 +151,21 @@ def status_command(
         "--bundles",
         help="Folder whose bundles (results folders with a bundle.toml) are reported.",
     ),
-    readme: Path | None = typer.Option(
+    write: Path | None = typer.Option(
         None,
-        "--readme",
-        help="Write it between the file's <!-- reproduction-status:start/end --> markers instead of printing.",
+        "--write",
+        help="A file: write it between the file's <!-- reproduction-status:start/end --> markers instead of "
+        "printing (`harness docs` does so for the documentation site).",
     ),
 ):
     """The reproduction status: each bundle's tables beside the paper's numbers, as markdown."""
     from harness.reports import status
 
     text = status.render(bundles)
-    if readme is None:
+    if write is None:
         print(text, end="")
     else:
-        write_section(readme, status.SECTION_NAME, text)
+        write_section(write, status.SECTION_NAME, text)
 
 
 report_app.command("memorization")(guarded(report_memorization_command))

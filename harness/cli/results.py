@@ -94,14 +94,17 @@ def results_command(
 
 
 def schema_command(
-    readme: Path | None = typer.Option(
-        None, "--readme", help="Write it between the file's <!-- schema:start/end --> markers instead of printing."
+    write: Path | None = typer.Option(
+        None,
+        "--write",
+        help="A file: write it between the file's <!-- schema:start/end --> markers instead of printing "
+        "(`harness docs` does so for the documentation site).",
     ),
 ):
     """Print every results table's columns (name, type, meaning) as markdown."""
     from harness.tables import markdown
 
-    if readme is None:
+    if write is None:
         print(markdown())
     else:
-        write_section(readme, "schema", markdown())
+        write_section(write, "schema", markdown())
