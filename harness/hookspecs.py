@@ -8,13 +8,24 @@ an error naming both plugins; built-in names are never overridden. Implementing 
 not listed here (a typo such as ``register_model``) makes the plugin fail to load.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:  # the app type only, for the documentation: the core never imports Typer
+    import typer
+
+Register = Callable[..., None]
+"""``register(name: str, obj, **info) -> None``: adds ``obj`` under ``name``."""
 
 hookspec = pluggy.HookspecMarker("harness")
 
 
 @hookspec
-def register_models(register):
+def register_models(register: Register) -> None:
     """Register model factories.
 
     Parameters
@@ -30,7 +41,7 @@ def register_models(register):
 
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     """Register data sets.
 
     Parameters
@@ -45,7 +56,7 @@ def register_datasets(register):
 
 
 @hookspec
-def register_corruptions(register):
+def register_corruptions(register: Register) -> None:
     """Register corruptions.
 
     Parameters
@@ -68,7 +79,7 @@ def register_corruptions(register):
 
 
 @hookspec
-def register_regularizers(register):
+def register_regularizers(register: Register) -> None:
     """Register regularizers.
 
     Parameters
@@ -82,7 +93,7 @@ def register_regularizers(register):
 
 
 @hookspec
-def register_feature_maps(register):
+def register_feature_maps(register: Register) -> None:
     """Register kernel feature maps.
 
     Parameters
@@ -99,7 +110,7 @@ def register_feature_maps(register):
 
 
 @hookspec
-def register_executors(register):
+def register_executors(register: Register) -> None:
     """Register sweep executors.
 
     Parameters
@@ -113,7 +124,7 @@ def register_executors(register):
 
 
 @hookspec
-def register_commands(app):
+def register_commands(app: typer.Typer) -> None:
     """Add sub-commands to the command line.
 
     Parameters
