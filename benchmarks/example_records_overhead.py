@@ -101,7 +101,7 @@ def uptime() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--model", default="mlp_1x512")
+    parser.add_argument("--plugin", default="mlp_1x512")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=20)
@@ -111,7 +111,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # lr 0 keeps every epoch's work identical (no early stop at 100 % training accuracy).
     config = RunConfig(
-        args.model,
+        args.plugin,
         "random_labels",
         args.dataset,
         corrupt_prob=0.2,
@@ -141,7 +141,7 @@ def main() -> None:
             f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)})"
         )
     print(
-        f"{args.model} on {args.dataset} (train {args.train_size or 'all'}, test {args.test_size or 'all'}), "
+        f"{args.plugin} on {args.dataset} (train {args.train_size or 'all'}, test {args.test_size or 'all'}), "
         f"{args.epochs} epochs, {args.threads} thread(s)"
     )
     epoch_cpu = statistics.median(p[False][1] for p in pairs) / args.epochs

@@ -6,7 +6,7 @@ model, the AUROC of the score for "corrupted", the Spearman correlation of the s
 independent halves of the models for growing K, and saves a PNG grid of the top-scored clean
 training examples (and, for contrast, the lowest-scored ones) with their labels.
 
-    python benchmarks/memorization_scores.py [--dataset digits] [--train-size N] [--models 32] [--epochs 20] [--jobs 2]
+    python benchmarks/memorization_scores.py [--dataset digits] [--train-size N] [--num-models 32] [--epochs 20] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=50)
-    parser.add_argument("--model", default="mlp_1x512")
+    parser.add_argument("--plugin", default="mlp_1x512")
     parser.add_argument("--corrupt-prob", type=float, default=0.2)
-    parser.add_argument("--models", type=int, default=32)
+    parser.add_argument("--num-models", type=int, default=32)
     parser.add_argument("--subset-fraction", type=float, default=0.7)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -69,18 +69,17 @@ def main() -> None:
     args = parser.parse_args()
 
     config = MemorizationConfig(
-        args.model,
-        args.dataset,
-        "random_labels",
-        args.corrupt_prob,
-        0,
-        args.train_size,
-        args.test_size,
-        args.models,
-        args.subset_fraction,
-        args.epochs,
-        args.batch_size,
-        args.lr,
+        model=args.plugin,
+        dataset=args.dataset,
+        corruption="random_labels",
+        corrupt_prob=args.corrupt_prob,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        num_models=args.num_models,
+        subset_fraction=args.subset_fraction,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
         lr_decay=1.0,
     )
     print(f"load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
@@ -96,8 +95,8 @@ def main() -> None:
     score = table.column("score").to_numpy(zero_copy_only=False)
     corrupted = table.column("corrupted").to_numpy(zero_copy_only=False).astype(bool)
     print(
-        f"{args.model} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
-        f"{args.models} models on {args.subset_fraction:.0%} subsets, ≤{args.epochs} epochs"
+        f"{args.plugin} on {table.num_rows} {args.dataset} training images, p = {args.corrupt_prob}, "
+        f"{args.num_models} models on {args.subset_fraction:.0%} subsets, ≤{args.epochs} epochs"
     )
     print(f"seconds per model (wall, under the load above): {result.seconds_per_model:.1f}")
     print(
@@ -107,7 +106,7 @@ def main() -> None:
     print(f"mean score: corrupted {np.nanmean(score[corrupted]):.3f}, clean {np.nanmean(score[~corrupted]):.3f}")
     _, trained, correct = load_outcomes(args.results_dir, [c.run_id for c in config.run_configs()])
     for half in (2, 4, 8, 16, 32, 64):
-        if 2 * half <= args.models:
+        if 2 * half <= args.num_models:
             rho = split_half_spearman(trained[: 2 * half], correct[: 2 * half])
             print(f"split-half Spearman, {half} vs {half} models: {rho:.3f}")
     data = prepare_data(args.dataset, "random_labels", args.corrupt_prob, 0, args.train_size, args.test_size)

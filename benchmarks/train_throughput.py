@@ -62,7 +62,7 @@ def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -
 def harness_loop(config: RunConfig, device: torch.device, data_root: Path | None) -> float:
     """Seconds of ``harness.runner.execute``'s training loop (its own wall clock, data loading excluded)."""
     with tempfile.TemporaryDirectory() as results:
-        row = execute(config, Path(results), data_root, device.type, force=True).row
+        row = execute(config, Path(results), data_root=data_root, device=device.type, force=True).row
     assert row["epochs"] == config.epochs, "the run stopped early; use random labels so it runs every epoch"
     return row["wall_seconds"]
 
@@ -74,7 +74,7 @@ def synchronize(device: torch.device) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["mlp_1x512", "alexnet", "inception"])
+    parser.add_argument("--plugin", nargs="+", default=["mlp_1x512", "alexnet", "inception"], help="model plugins")
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--train-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
@@ -95,7 +95,7 @@ def main() -> None:
         title=f"Training throughput ({args.dataset}, {args.train_size} images × {args.epochs} epochs, batch 128)",
     )
     for device in devices:
-        for model in args.models:
+        for model in args.plugin:
             config = resolve_config(
                 RunConfig(
                     model=model,

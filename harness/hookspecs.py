@@ -14,19 +14,25 @@ asked for (``--log NAME``), never every run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the documentation only: the core never imports Typer
+    import typer
+
     from harness.runner import RunConfig
+
+Register = Callable[..., None]
+"""``register(name: str, obj, **info) -> None``: adds ``obj`` under ``name``."""
 
 hookspec = pluggy.HookspecMarker("harness")
 
 
 @hookspec
-def register_models(register):
+def register_models(register: Register) -> None:
     """Register model factories.
 
     Parameters
@@ -42,7 +48,7 @@ def register_models(register):
 
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     """Register data sets.
 
     Parameters
@@ -57,7 +63,7 @@ def register_datasets(register):
 
 
 @hookspec
-def register_corruptions(register):
+def register_corruptions(register: Register) -> None:
     """Register corruptions.
 
     Parameters
@@ -80,7 +86,7 @@ def register_corruptions(register):
 
 
 @hookspec
-def register_regularizers(register):
+def register_regularizers(register: Register) -> None:
     """Register regularizers.
 
     Parameters
@@ -94,7 +100,7 @@ def register_regularizers(register):
 
 
 @hookspec
-def register_feature_maps(register):
+def register_feature_maps(register: Register) -> None:
     """Register kernel feature maps.
 
     Parameters
@@ -111,7 +117,7 @@ def register_feature_maps(register):
 
 
 @hookspec
-def register_executors(register):
+def register_executors(register: Register) -> None:
     """Register sweep executors.
 
     Parameters
@@ -125,7 +131,7 @@ def register_executors(register):
 
 
 @hookspec
-def register_loggers(register):
+def register_loggers(register: Register) -> None:
     """Register loggers: observers of a run's events, chosen per run with ``--log NAME[=URI]``.
 
     Parameters
@@ -140,7 +146,7 @@ def register_loggers(register):
 
 
 @hookspec
-def register_commands(app):
+def register_commands(app: typer.Typer) -> None:
     """Add sub-commands to the command line.
 
     Parameters

@@ -32,7 +32,7 @@ class KernelConfig:
     refinement) or auto.
     """
 
-    dataset: str = "mnist"
+    dataset: str = "cifar10"
     features: str = "none"
     feature_options: dict = field(default_factory=dict)
     kernel: str = "gaussian"
@@ -101,6 +101,7 @@ def median_bandwidth(feature_map, x_train: np.ndarray, kernel: str) -> float:
 def execute(
     config: KernelConfig,
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     force: bool = False,
@@ -112,7 +113,8 @@ def execute(
 
     ``memory_budget`` (e.g. "20GB") and ``strict`` (stop instead of adding jitter when K is not
     numerically positive definite) change how, not what, is solved, so they are not part of the
-    run id. ``progress(stage, done, total)`` is called as each solver stage advances. Ctrl-C
+    run id. ``progress(stage, done, total)`` is called as each solver stage advances. A solve
+    that fails is stored as ``failed`` with its error, then the error is re-raised. Ctrl-C
     removes the solver's temporary files and re-raises; nothing is stored then.
     """
     from harness.kernels import KERNEL_RUNS_SCHEMA, solve_kernel_regression
@@ -135,51 +137,63 @@ def execute(
         config.test_size,
         data_root,
     )
-    bandwidth = config.bandwidth
-    if bandwidth == "median" and config.kernel != "linear":
-        bandwidth = median_bandwidth(feature_map, data.x_train, config.kernel)
-    result = solve_kernel_regression(
-        feature_map.blocks(data.x_train, data.x_test),
-        np.eye(data.num_classes)[data.y_train],
-        kernel=config.kernel,
-        bandwidth=bandwidth,
-        ridge=config.ridge,
-        dtype=config.dtype,
-        memory_budget=memory_budget,
-        strict=strict,
-        backend=backend,
-        progress=progress,
-    )
     row = {
         **asdict(config),
         "feature_options": json.dumps(config.feature_options, sort_keys=True),
-        "bandwidth": bandwidth,
+        "bandwidth": None,
         "run_id": run_id,
-        "status": "completed",
+        "status": "failed",  # until the solve completes
         "train_size": len(data.y_train),
         "test_size": len(data.y_test),
-        "train_error": result.train_error(data.y_train),
-        "test_error": result.test_error(data.y_test),
-        "wall_seconds": time.perf_counter() - start,
         "started_at": started_at,
         "harness_version": __version__,
-        **{
-            k: getattr(result, k)
-            for k in (
-                "feature_dim",
-                "dtype",
-                "backend",
-                "device",
-                "rkhs_norm",
-                "jitter",
-                "relative_residual",
-                "gram_seconds",
-                "factor_seconds",
-                "solve_seconds",
-                "predict_seconds",
-                "peak_memory_bytes",
-            )
-        },
     }
+    try:
+        bandwidth = config.bandwidth
+        if bandwidth == "median" and config.kernel != "linear":
+            bandwidth = median_bandwidth(feature_map, data.x_train, config.kernel)
+        row["bandwidth"] = bandwidth
+        result = solve_kernel_regression(
+            feature_map.blocks(data.x_train, data.x_test),
+            np.eye(data.num_classes)[data.y_train],
+            kernel=config.kernel,
+            bandwidth=bandwidth,
+            ridge=config.ridge,
+            dtype=config.dtype,
+            memory_budget=memory_budget,
+            strict=strict,
+            backend=backend,
+            progress=progress,
+        )
+    except Exception as error:  # stored as failed with its error, like a failed training run
+        row["error"] = f"{type(error).__name__}: {error}"
+        row["wall_seconds"] = time.perf_counter() - start
+        write_table(results_dir, "kernel_runs", run_id, [row], KERNEL_RUNS_SCHEMA)
+        raise
+    row.update(
+        {
+            "status": "completed",
+            "train_error": result.train_error(data.y_train),
+            "test_error": result.test_error(data.y_test),
+            "wall_seconds": time.perf_counter() - start,
+            **{
+                k: getattr(result, k)
+                for k in (
+                    "feature_dim",
+                    "dtype",
+                    "backend",
+                    "device",
+                    "rkhs_norm",
+                    "jitter",
+                    "relative_residual",
+                    "gram_seconds",
+                    "factor_seconds",
+                    "solve_seconds",
+                    "predict_seconds",
+                    "peak_memory_bytes",
+                )
+            },
+        }
+    )
     path = write_table(results_dir, "kernel_runs", run_id, [row], KERNEL_RUNS_SCHEMA)
     return KernelOutcome(row, path)

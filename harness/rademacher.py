@@ -84,6 +84,7 @@ def with_sign_labels(data: ImageDataset, sigma: np.ndarray) -> ImageDataset:
 def estimate(
     config: RademacherConfig,
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     progress: RunProgress | None = None,

@@ -319,6 +319,7 @@ class Training:
 def execute(
     config: RunConfig,
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     force: bool = False,

@@ -110,6 +110,13 @@ MEMORIZATION_SCHEMA = schema(
     column("score_stderr", pa.float64(), "binomial standard error of the score"),
     column("models_in", pa.int64(), "models whose training subset held the example"),
     column("models_out", pa.int64(), "models that left it out"),
+    column("models_fitted", pa.int64(), "models that reached 100 % accuracy on their training subset"),
+    column("mean_train_acc", pa.float64(), "mean final accuracy of the models on their training subsets"),
+    column(
+        "fit_warning",
+        pa.string(),
+        "one line when some models did not fit their subsets (their scores say little), else null",
+    ),
 )
 
 

@@ -17,9 +17,9 @@ Spec format::
     train_size = 2000
     epochs = 60
 
-Keys: plugin, corruption, corrupt_prob, dataset, regularizers, seed, train_size,
-test_size, epochs, batch_size, lr, lr_decay, momentum. A key may appear in the grid
-or in the overrides, not both.
+Keys: :data:`OPTION_TO_FIELD`, exactly ``harness run``'s options but those of
+:data:`MACHINE_OPTIONS` (``harness sweep`` has its own), with ``--regularizer`` as the list
+``regularizers``. A key may appear in the grid or in the overrides, not both.
 
 To sweep a union of grids (e.g. Table 1, where only some models take random crops),
 write several ``[[grid]]`` tables instead of one ``[grid]``: each is expanded on its
@@ -58,7 +58,7 @@ from harness.regularizers import build_regularizers
 from harness.results import check_writable, read_row
 from harness.runner import RunConfig, resolve_config
 
-OPTION_TO_FIELD = {
+OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer as the list `regularizers`
     "plugin": "model",
     "corruption": "corruption",
     "corrupt_prob": "corrupt_prob",
@@ -73,6 +73,10 @@ OPTION_TO_FIELD = {
     "lr_decay": "lr_decay",
     "momentum": "momentum",
 }
+"""Every sweep key and the :class:`~harness.runner.RunConfig` field it sets."""
+
+MACHINE_OPTIONS = ("device", "data_root", "results_dir", "force", "log")
+"""``harness run``'s options that say where and how to run rather than what: not sweep keys."""
 
 
 class SweepSpecError(ConfigError):
@@ -193,6 +197,7 @@ def completed_row(results_dir: Path, config: RunConfig) -> dict | None:
 def run_sweep(
     configs: list[RunConfig],
     results_dir: Path,
+    *,
     data_root: Path | None = None,
     device: str = "auto",
     jobs: int = 1,

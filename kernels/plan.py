@@ -92,11 +92,15 @@ def plan_storage(
     return plan
 
 
+class DiskSpaceError(HarnessError, OSError):
+    """The folder for an out-of-core solve's temporary files has too little free space."""
+
+
 def check_disk_space(plan: StoragePlan, folder: Path) -> None:
-    """Raise OSError when ``folder`` lacks the free space the plan's files need."""
+    """Raise :class:`DiskSpaceError` when ``folder`` lacks the free space the plan's files need."""
     free = shutil.disk_usage(folder).free
     if plan.disk_bytes > free:
-        raise OSError(
+        raise DiskSpaceError(
             f"the out-of-core solve needs {format_bytes(plan.disk_bytes)} of temporary files "
             f"but {folder} has {format_bytes(free)} free"
         )

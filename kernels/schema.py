@@ -9,7 +9,7 @@ from harness.schema import column
 KERNEL_RUNS_SCHEMA = pa.schema(
     [
         column("run_id", pa.string(), "Unique identifier of the run"),
-        column("status", pa.string(), "Outcome of the run: completed"),
+        column("status", pa.string(), "Outcome of the run: completed or failed"),
         column("error", pa.string(), "Error message when the run failed, else null"),
         column("dataset", pa.string(), "Data set name (e.g. mnist, cifar10)"),
         column("features", pa.string(), "Feature map the kernel acts on (e.g. pixels)"),

@@ -15,7 +15,7 @@ harness sweep sweeps/fig1bc-cpu-larger.toml --jobs "$jobs" --results-dir "$bundl
 # Which examples are memorized, and when.
 harness sweep sweeps/memorization-cpu.toml --jobs "$jobs" --results-dir "$bundle/memorization-digits" --device cpu
 harness sweep sweeps/memorization-mnist-cpu.toml --jobs "$jobs" --results-dir "$bundle/memorization-mnist" --device cpu
-python benchmarks/memorization_scores.py --dataset mnist --train-size 2000 --models 32 --epochs 40 --jobs "$jobs" \
+python benchmarks/memorization_scores.py --dataset mnist --train-size 2000 --num-models 32 --epochs 40 --jobs "$jobs" \
     --results-dir "$bundle/memorization-scores"
 # The theory: Theorem 1, SGD's minimum-norm solution, the Rademacher complexity of a network.
 harness theory expressivity --n 1000 --d 20 --results-dir "$bundle/theory"

@@ -13,7 +13,7 @@ def invoke(*args):
 
 
 def test_plugins_lists_every_kind_with_source():
-    result = invoke("plugins", "--json")
+    result = invoke("plugins", "--format", "json")
     assert result.exit_code == 0
     listing = json.loads(result.stdout)
     names = {kind: {e["name"] for e in entries} for kind, entries in listing.items()}
@@ -108,7 +108,7 @@ def test_run_then_results_table_csv_json(tmp_path):
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert len(rows) == 1 and rows[0]["corruption"] == "random_labels" and rows[0]["epochs"] == 2
     csv_lines = invoke(
-        "results", "--results-dir", tmp_path, "--format", "csv", "--model", "mlp_1x512"
+        "results", "--results-dir", tmp_path, "--format", "csv", "--plugin", "mlp_1x512"
     ).stdout.splitlines()
     assert csv_lines[0].startswith("run_id,status") and len(csv_lines) == 2
     assert (

@@ -65,7 +65,9 @@ def test_installed_cli_lists_plugins_and_runs(fresh_env, tmp_path):
     assert where.returncode == 0, where.stderr
     assert all(str(fresh_env) in path for path in where.stdout.split())
     harness = str(fresh_env / "bin" / "harness")
-    listing = subprocess.run([harness, "plugins", "--json"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    listing = subprocess.run(
+        [harness, "plugins", "--format", "json"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert listing.returncode == 0, listing.stderr
     assert {"mlp_1x512", "alexnet"} <= {entry["name"] for entry in json.loads(listing.stdout)["models"]}
     run = subprocess.run(

@@ -69,3 +69,30 @@ def test_library_entry_point_runs_and_then_skips(tmp_path):
     assert pq.read_table(first.path).to_pylist()[0]["run_id"] == config.run_id
     again = execute(config, tmp_path, device="cpu")
     assert again.skipped and again.row["test_error"] == first.row["test_error"]
+
+
+def test_a_failed_solve_is_stored_as_failed_with_its_error(tmp_path):
+    # 300 digits have 64 pixels, so the linear kernel matrix is singular and --strict refuses it.
+    result = kernel(tmp_path, "--kernel", "linear", "--strict", "--train-size", "300", "--test-size", "50")
+    assert result.exit_code == 2 and "NotPositiveDefiniteError" not in result.stderr, result.output
+    (row,) = pq.read_table(tmp_path / "kernel_runs").to_pylist()
+    assert row["status"] == "failed" and row["error"].startswith("NotPositiveDefiniteError: ")
+    assert row["train_size"] == 300 and row["train_error"] is None and row["wall_seconds"] > 0
+    # Without --strict (not part of the run id) the same run is tried again, and completes with jitter.
+    again = kernel(tmp_path, "--kernel", "linear", "--train-size", "300", "--test-size", "50")
+    assert again.exit_code == 0, again.output
+    (row,) = pq.read_table(tmp_path / "kernel_runs").to_pylist()
+    assert row["status"] == "completed" and row["error"] is None and row["jitter"] > 0
+
+
+def test_an_os_error_inside_the_solver_is_a_bug_with_its_traceback(tmp_path, monkeypatch):
+    import harness.kernels
+
+    def broken(*args, **kwargs):
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(harness.kernels, "solve_kernel_regression", broken)
+    result = kernel(tmp_path, "--bandwidth", "1")
+    assert result.exit_code == 1 and "Traceback" in result.stderr and "OSError: the disk went away" in result.stderr
+    (row,) = pq.read_table(tmp_path / "kernel_runs").to_pylist()
+    assert (row["status"], row["error"]) == ("failed", "OSError: the disk went away")

@@ -314,3 +314,19 @@ def test_auto_dtype_on_mnist_gives_the_float64_solution(mnist_root):
     assert auto.dtype == "float32" and auto.relative_residual < 1e-10
     assert auto.rkhs_norm == pytest.approx(float64.rkhs_norm, rel=1e-6)
     assert auto.test_error(data.y_test[:1000]) == float64.test_error(data.y_test[:1000])
+
+
+def test_too_little_disk_space_is_a_user_error(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from harness.errors import HarnessError
+    from harness.kernels.plan import DiskSpaceError, check_disk_space, plan_storage
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage(10**6, 10**6 - 100, 100))
+    plan = plan_storage(2000, 100, 10, "float64", 20 * 10**6)  # out of core: the factor goes to disk
+    assert plan.disk_bytes > 100
+    with pytest.raises(DiskSpaceError, match=f"{tmp_path} has 0.0 MB free") as raised:
+        check_disk_space(plan, tmp_path)
+    assert isinstance(raised.value, HarnessError) and isinstance(raised.value, OSError)

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import create_app
+from harness.data import DataError
 from harness.memorization import MemorizationConfig, MemorizationError, estimate, scores, split_half_spearman
 
 
@@ -27,7 +28,7 @@ def test_split_halves_agree_when_the_scores_are_real():
 
 def test_bad_settings_are_refused():
     with pytest.raises(MemorizationError, match="at least 2"):
-        MemorizationConfig("mlp_1x512", "digits", models=1).run_configs()
+        MemorizationConfig("mlp_1x512", "digits", num_models=1).run_configs()
     with pytest.raises(MemorizationError, match="subset-fraction"):
         MemorizationConfig("mlp_1x512", "digits", subset_fraction=1.0).run_configs()
 
@@ -40,7 +41,7 @@ def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
         0.3,
         train_size=150,
         test_size=20,
-        models=4,
+        num_models=4,
         subset_fraction=0.5,
         epochs=3,
         batch_size=32,
@@ -55,32 +56,48 @@ def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
     done = []
     again = estimate(config, tmp_path, device="cpu", on_result=done.append)
     assert {r.status for r in done} == {"skipped"} and again.table.equals(first.table)
+    # Three epochs are too few to memorize 30 % noisy labels: the estimate says so, and stores it.
+    assert first.models_fitted == 0 and 0.3 < first.mean_train_acc < 1
+    assert first.fit_warning == (
+        f"4 of 4 models did not fit their training subsets (mean training accuracy {100 * first.mean_train_acc:.1f} %), "
+        "so the scores say little: raise --epochs (now 3) or --lr (now 0.05)"
+    )
+    assert {(r["models_fitted"], r["mean_train_acc"], r["fit_warning"]) for r in rows} == {
+        (0, first.mean_train_acc, first.fit_warning)
+    }
+
+
+def test_the_default_training_fits_the_subsets(tmp_path):
+    config = MemorizationConfig(
+        "mlp_1x512", "digits", "random_labels", 0.3, train_size=150, test_size=20, num_models=2, subset_fraction=0.5
+    )
+    result = estimate(config, tmp_path, device="cpu")
+    assert result.models_fitted == 2 and result.mean_train_acc == 1.0 and result.fit_warning is None
+    assert pq.read_table(result.path).column("fit_warning").null_count == 150
+
+
+def test_missing_data_fails_once_before_any_model_is_trained(tmp_path):
+    started = []
+    config = MemorizationConfig("mlp_1x512", "imagenet", num_models=3)
+    with pytest.raises(DataError, match="ImageNet not found"):
+        estimate(config, tmp_path / "results", data_root=tmp_path / "data", device="cpu", on_result=started.append)
+    assert not started and not (tmp_path / "results").exists()
 
 
 def test_memorization_command(tmp_path):
-    args = [
-        "memorization",
-        "--plugin",
-        "mlp_1x512",
-        "--dataset",
-        "digits",
-        "--train-size",
-        "100",
-        "--test-size",
-        "20",
-        "--models",
-        "2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "50",
-        "--device",
-        "cpu",
-        "--results-dir",
-        str(tmp_path),
-    ]
+    args = ["memorization", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "100", "--test-size", "20",
+            "--num-models", "2", "--epochs", "1", "--device", "cpu", "--results-dir", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(create_app(), args)
     assert result.exit_code == 0, result.output
-    assert "100 examples, 2 models" in " ".join(result.stdout.split())
-    bad = CliRunner().invoke(create_app(), args[:-2] + ["--models", "1", "--results-dir", str(tmp_path)])
-    assert bad.exit_code == 2 and "at least 2" in bad.stderr
+    assert "100 examples, 2 models (0 fitted their subsets" in " ".join(result.stdout.split())
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "2 of 2 models did not fit" in warning[0] and "raise --epochs (now 1)" in warning[0]
+    bad = CliRunner().invoke(create_app(), [*args[:10], "1", *args[11:]])
+    assert bad.exit_code == 2 and "--num-models must be at least 2" in bad.stderr
+
+
+def test_missing_data_is_one_error_on_the_command_line(tmp_path):
+    args = ["memorization", "--plugin", "mlp_1x512", "--dataset", "imagenet", "--num-models", "3", "--device", "cpu",
+            "--data-root", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results")]  # fmt: skip
+    result = CliRunner().invoke(create_app(), args)
+    assert result.exit_code == 2 and result.stderr.count("ImageNet not found") == 1, result.output

@@ -99,7 +99,7 @@ def harness_cli(site: Path, *args, strict=False) -> subprocess.CompletedProcess:
 
 
 def test_third_party_model_corruption_and_command(site, tmp_path):
-    listing = harness_cli(site, "plugins", "--json")
+    listing = harness_cli(site, "plugins", "--format", "json")
     assert listing.returncode == 0, listing.stderr
     models = {e["name"]: e for e in json.loads(listing.stdout)["models"]}
     assert models["tinynet"]["source"] == "harness-tinynet 1.2.3"

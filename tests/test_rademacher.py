@@ -21,7 +21,8 @@ def rademacher(tmp_path, *args):
             "cpu",
             "--results-dir",
             str(tmp_path),
-            "--json",
+            "--format",
+            "json",
             *args,
         ],
     )

@@ -48,7 +48,9 @@ def test_table1_has_the_paper_column_and_names_missing_runs(results, tmp_path):
 
 
 def test_fig1_writes_three_pngs(results, tmp_path):
-    outcome = report("fig1", "--results-dir", results, "--out", tmp_path, "--dataset", "digits", "--model", "mlp_1x512")
+    outcome = report(
+        "fig1", "--results-dir", results, "--out", tmp_path, "--dataset", "digits", "--plugin", "mlp_1x512"
+    )
     assert outcome.exit_code == 0, outcome.output
     for name in ("fig1a.png", "fig1b.png", "fig1c.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG") and (tmp_path / name).stat().st_size > 10_000

@@ -245,7 +245,7 @@ def test_an_empty_folder_gives_every_section_with_what_to_run(tmp_path):
 def test_cli_writes_the_page(results, tmp_path):
     out = tmp_path / "sub" / "report.html"
     outcome = CliRunner().invoke(
-        create_app(), ["report", "html", "--results-dir", str(results), "--out", str(out), "--model", "mlp_1x512"]
+        create_app(), ["report", "html", "--results-dir", str(results), "--out", str(out), "--plugin", "mlp_1x512"]
     )
     assert outcome.exit_code == 0, outcome.output
     assert "wrote" in outcome.stdout and out.read_text().startswith("<!DOCTYPE html>")

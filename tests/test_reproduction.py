@@ -1,4 +1,4 @@
-"""The results bundles shipped in reproduction/: the README's status is generated from them, they hold
+"""The results bundles shipped in reproduction/: the documented status is generated from them, they hold
 results tables only, and a sweep pointed at one adds just the runs it is missing."""
 
 import shutil
@@ -19,10 +19,10 @@ REPOSITORY = Path(__file__).parent.parent
 BUNDLES = REPOSITORY / "reproduction"
 
 
-def test_readme_status_is_generated_from_the_bundles():
-    readme = (REPOSITORY / "README.md").read_text()
-    assert section(readme, SECTION_NAME) == render(BUNDLES), (
-        "the README disagrees with reproduction/: rewrite it with `harness report status --readme README.md`"
+def test_documented_status_is_generated_from_the_bundles():
+    page = (REPOSITORY / "docs" / "reproduction.md").read_text()
+    assert section(page, SECTION_NAME) == render(BUNDLES), (
+        "docs/reproduction.md disagrees with reproduction/: rewrite it with `harness docs`"
     )
 
 
@@ -134,12 +134,12 @@ def test_report_status_writes_between_the_markers_and_names_what_is_wrong(tmp_pa
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- reproduction-status:start -->\nold\n<!-- reproduction-status:end -->\n\nend\n")
 
-    assert invoke("report", "status", "--bundles", bundles, "--readme", readme).exit_code == 0
+    assert invoke("report", "status", "--bundles", bundles, "--write", readme).exit_code == 0
     text = readme.read_text()
     assert text.startswith("# Title\n\n<!-- reproduction-status:start -->\n#### `reproduction/laptop`: ")
     assert "old" not in text and text.endswith("<!-- reproduction-status:end -->\n\nend\n")
     assert section(text, SECTION_NAME) == render(bundles)
-    assert "rewritten" not in invoke("report", "status", "--bundles", bundles, "--readme", readme).output
+    assert "rewritten" not in invoke("report", "status", "--bundles", bundles, "--write", readme).output
 
     (bundles / "laptop" / BUNDLE_FILE).write_text(
         (bundles / "laptop" / BUNDLE_FILE).read_text().replace('"memorization"]', '"memorisation"]')
@@ -149,5 +149,5 @@ def test_report_status_writes_between_the_markers_and_names_what_is_wrong(tmp_pa
     assert "unknown sections ['memorisation'] (known: table1, fig1a" in result.output
 
     readme.write_text("no markers\n")
-    result = invoke("schema", "--readme", readme)
+    result = invoke("schema", "--write", readme)
     assert result.exit_code == 2 and "<!-- schema:start -->" in result.output

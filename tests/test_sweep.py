@@ -24,6 +24,18 @@ def write_spec(path, grid: str, overrides: dict = DIGITS, extra: str = ""):
     return path
 
 
+def test_sweep_keys_are_exactly_the_run_commands_options():
+    import typer
+
+    from harness.sweep import MACHINE_OPTIONS, OPTION_TO_FIELD
+
+    run = typer.main.get_command(create_app()).commands["run"]
+    options = {param.name for param in run.params} - set(MACHINE_OPTIONS)
+    keys = set(OPTION_TO_FIELD) - {"regularizers"} | {"regularizer"}
+    assert keys == options, "a `harness run` option is missing from the sweep keys (harness/sweep.py), or one too many"
+    assert all(hasattr(RunConfig("m"), field) for field in OPTION_TO_FIELD.values())
+
+
 def test_grid_times_overrides_gives_every_combination():
     spec = {
         "grid": {

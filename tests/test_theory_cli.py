@@ -14,7 +14,7 @@ runner = CliRunner()
 
 
 def invoke_json(*args: str) -> dict:
-    result = runner.invoke(theory_app, [*args, "--json"])
+    result = runner.invoke(theory_app, [*args, "--format", "json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 

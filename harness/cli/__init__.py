@@ -11,6 +11,7 @@ import sys
 import typer
 
 from harness import __version__
+from harness.cli.aliases import AliasedGroup
 from harness.cli.common import err_console, guarded, warn
 from harness.registry import PluginError, get_registry
 
@@ -31,6 +32,7 @@ def add_plugin_commands(app: typer.Typer) -> None:
 def create_app() -> typer.Typer:
     """The ``harness`` app with its built-in and plugin commands."""
     from harness.cli.data import data_app
+    from harness.cli.docs import docs_command
     from harness.cli.kernel import kernel_command
     from harness.cli.memorization import memorization_command
     from harness.cli.report import report_app
@@ -40,6 +42,7 @@ def create_app() -> typer.Typer:
     from harness.cli.theory import theory_app
 
     app = typer.Typer(
+        cls=AliasedGroup,
         help=f"harness {__version__}: randomization tests for neural networks and kernel machines.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
@@ -54,6 +57,7 @@ def create_app() -> typer.Typer:
         ("rademacher", rademacher_command),
         ("kernel", kernel_command),
         ("memorization", memorization_command),
+        ("docs", docs_command),
     ):
         app.command(name)(guarded(command))
     app.add_typer(data_app, name="data")

@@ -7,9 +7,14 @@ traceback passes through one, and the exit code is 1.
 
 from __future__ import annotations
 
+import csv
 import functools
+import json
+import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -29,6 +34,38 @@ DeviceOption = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 LogOption = typer.Option(
     [], "--log", help="NAME[=URI]: report every epoch to a logger (tensorboard, mlflow, ...); repeatable."
 )
+ReportsFolderOption = typer.Option(
+    Path("reports"), "--out", help="A folder: the tables and figures are written into it (created when missing)."
+)
+
+
+class OutputFormat(str, Enum):
+    """How a command prints its result: ``table`` for reading, ``csv`` and ``json`` for programs."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+FormatOption = typer.Option(
+    OutputFormat.table, "--format", help="table (for reading), csv (a header, then one line per row) or json."
+)
+
+
+def emit(
+    output_format: OutputFormat, rows: list[dict], show_table: Callable[[], None], *, as_json=None, columns=()
+) -> None:
+    """Print ``rows`` in ``output_format``: ``table`` calls ``show_table``; ``csv`` writes a header (the
+    rows' keys, or ``columns`` when there are no rows) and one line per row; ``json`` prints ``as_json``
+    (default: the rows) as one JSON document."""
+    if output_format is OutputFormat.json:
+        print(json.dumps(rows if as_json is None else as_json, default=str, indent=2))
+    elif output_format is OutputFormat.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        show_table()
 
 
 def wide_console() -> Console:

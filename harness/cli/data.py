@@ -20,7 +20,7 @@ SeedOption = typer.Option(0)
 
 @command(data_app, "preview")
 def preview(
-    out: Path = typer.Option(..., help="PNG file to write."),
+    out: Path = typer.Option(..., help="A file: the PNG grid to write."),
     dataset: str = DatasetOption,
     corruption: str = CorruptionOption,
     corrupt_prob: float = ProbOption,
@@ -55,7 +55,7 @@ def preview(
 
 @command(data_app, "export")
 def export(
-    out: Path = typer.Option(..., help=".npz file to write."),
+    out: Path = typer.Option(..., help="A file: the .npz archive to write."),
     dataset: str = DatasetOption,
     corruption: str = CorruptionOption,
     corrupt_prob: float = ProbOption,

@@ -51,7 +51,7 @@ class StageBars:
 
 
 def kernel_command(
-    dataset: str = typer.Option("mnist", help="Dataset plugin."),
+    dataset: str = typer.Option("cifar10", help="Dataset plugin (the paper's Table 3 also uses mnist)."),
     features: str = typer.Option("none", help="Feature map plugin: none, gabor, random_conv, ..."),
     feature_option: list[str] = typer.Option(
         [], "--feature-option", help="NAME=VALUE passed to the feature map, repeatable."
@@ -97,11 +97,18 @@ def kernel_command(
     columns = (TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console) as progress:
-            outcome = execute(config, results_dir, data_root, device, force, memory_budget, strict, StageBars(progress))
+            outcome = execute(
+                config,
+                results_dir,
+                data_root=data_root,
+                device=device,
+                force=force,
+                memory_budget=memory_budget,
+                strict=strict,
+                progress=StageBars(progress),
+            )
     except KeyboardInterrupt:
         fail("interrupted; temporary files were removed", code=130)
-    except OSError as error:  # e.g. no space left for the out-of-core files
-        fail(str(error))
     row = outcome.row
     if outcome.skipped:
         console.print(f"already completed: kernel run {row['run_id']} in {outcome.path} (use --force to run again)")

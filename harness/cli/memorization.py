@@ -9,7 +9,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail, wide_console
+from harness.cli.common import (
+    DataRootOption,
+    DeviceOption,
+    ReportsFolderOption,
+    ResultsDirOption,
+    console,
+    err_console,
+    fail,
+    warn,
+    wide_console,
+)
+from harness.cli.progress import RunsLeft
 
 
 def memorization_command(
@@ -19,16 +30,18 @@ def memorization_command(
     test_size: int | None = typer.Option(None, help="Use the first N test examples (evaluated every epoch)."),
     corruption: str = typer.Option("none", help="Corruption plugin."),
     corrupt_prob: float = typer.Option(1.0, help="Probability p of replacing each training label (random_labels)."),
-    models: int = typer.Option(100, help="Number K of models, each trained on its own random subset."),
+    num_models: int = typer.Option(100, help="Number K of models, each trained on its own random subset."),
     subset_fraction: float = typer.Option(0.7, help="Fraction of the training set each model trains on."),
-    epochs: int = typer.Option(20, help="Epoch limit per model; training also stops at 100 % training accuracy."),
-    batch_size: int = typer.Option(128),
-    lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
-    lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
+    epochs: int = typer.Option(
+        100, help="Epoch limit per model; each model stops once it fits its subset (100 % training accuracy)."
+    ),
+    batch_size: int = typer.Option(64, help="Mini-batch size."),
+    lr: float = typer.Option(0.05, help="Initial learning rate (this default fits the built-in data sets)."),
+    lr_decay: float = typer.Option(1.0, help="Learning-rate factor applied after every epoch (1: constant)."),
     seed: int = typer.Option(0, help="Seed of the corruption, the subsets and the models."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
-    executor: str = typer.Option(
-        "local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."
+    executor: str | None = typer.Option(
+        None, "--executor", help="Sweep executor that trains the models (default: local): local, submitit, ray, ..."
     ),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
     device: str = DeviceOption,
@@ -36,61 +49,72 @@ def memorization_command(
     results_dir: Path = ResultsDirOption,
 ):
     """Memorization score of every training example (Feldman & Zhang 2020) from K models on random
-    subsets; stored in RESULTS/memorization. The models are runs of a sweep: running again resumes."""
+    subsets; stored in RESULTS/memorization. The models are runs of a sweep: running again resumes.
+    A score means something only when the models fit their subsets: one line says when some did not."""
     from harness.cli.sweep import format_result
     from harness.executors import parse_option
     from harness.memorization import MemorizationConfig, estimate
 
     config = MemorizationConfig(
-        plugin,
-        dataset,
-        corruption,
-        corrupt_prob,
-        seed,
-        train_size,
-        test_size,
-        models,
-        subset_fraction,
-        epochs,
-        batch_size,
-        lr,
-        lr_decay,
+        model=plugin,
+        dataset=dataset,
+        corruption=corruption,
+        corrupt_prob=corrupt_prob,
+        seed=seed,
+        train_size=train_size,
+        test_size=test_size,
+        num_models=num_models,
+        subset_fraction=subset_fraction,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[left]}"),
+    )
     try:
         with Progress(*columns, console=err_console) as progress:
-            task = progress.add_task("models", total=models)
+            task = progress.add_task("models", total=num_models, left="")
+            left = RunsLeft(num_models)
 
             def on_result(result):
-                progress.update(task, advance=result.status in ("completed", "skipped"))
+                left.finished(result.status)
+                progress.update(task, advance=result.status in ("completed", "skipped"), left=left.text())
                 if result.status != "skipped":
                     progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
             outcome = estimate(
                 config,
                 results_dir,
-                data_root,
-                device,
-                jobs,
-                on_result,
-                executor,
-                dict(parse_option(option) for option in executor_option),
+                data_root=data_root,
+                device=device,
+                jobs=jobs,
+                on_result=on_result,
+                executor=executor or "local",
+                executor_options=dict(parse_option(option) for option in executor_option),
             )
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)
     score = outcome.table.column("score").to_numpy(zero_copy_only=False)
     console.print(
-        f"memorization {outcome.run_id}: {outcome.table.num_rows} examples, {models} models "
-        f"({outcome.seconds_per_model:.1f} s each), mean score {np.nanmean(score):.3f}, "
+        f"memorization {outcome.run_id}: {outcome.table.num_rows} examples, {num_models} models "
+        f"({outcome.models_fitted} fitted their subsets, {outcome.seconds_per_model:.1f} s each), mean score {np.nanmean(score):.3f}, "
         f"split-half Spearman {_format(outcome.split_half_spearman)}, "
         f"AUROC of the score for corrupted {_format(outcome.corrupted_auroc)} -> {outcome.path}",
         highlight=False,
     )
+    if outcome.fit_warning:
+        warn(outcome.fit_warning)
 
 
 def report_memorization_command(
     results_dir: Path = ResultsDirOption,
-    out: Path = typer.Option(Path("reports"), "--out", help="Folder for the table and figures."),
+    out: Path = ReportsFolderOption,
     dataset: str | None = typer.Option(None, "--dataset", help="Only runs of this data set (default: all)."),
 ):
     """Clean vs corrupted examples of runs with random labels at 0 < p < 1: fraction fitted per epoch,

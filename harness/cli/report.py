@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from harness.cli.common import (
+    ReportsFolderOption,
     ResultsDirOption,
     command,
     console,
@@ -25,7 +26,6 @@ report_app = typer.Typer(
     help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.", no_args_is_help=True
 )
 
-Out = typer.Option(Path("reports"), "--out", help="Folder for the tables and figures.")
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
 
 SHORT = {
@@ -69,7 +69,7 @@ def show_written(paths: list[Path]) -> None:
 
 
 @command(report_app, "table1")
-def table1_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset):
+def table1_command(results_dir: Path = ResultsDirOption, out: Path = ReportsFolderOption, dataset: str = Dataset):
     """Table 1: train / test accuracy per model, random crop and weight decay, beside the paper's."""
     console = wide_console()
     rows, missing = table1.build(load_runs(results_dir, dataset))
@@ -81,14 +81,14 @@ def table1_command(results_dir: Path = ResultsDirOption, out: Path = Out, datase
 @command(report_app, "fig1")
 def fig1_command(
     results_dir: Path = ResultsDirOption,
-    out: Path = Out,
+    out: Path = ReportsFolderOption,
     dataset: str = Dataset,
-    model: str = typer.Option("inception", "--model", help="Model of panel (a)."),
+    plugin: str = typer.Option("inception", "--plugin", help="Model plugin of panel (a)."),
 ):
     """Figure 1: (a) loss vs step per corruption, (b) time to fit and (c) test error vs label corruption."""
     from harness.reports import figures  # matplotlib loads only for figures
 
-    paths, missing = figures.fig1(load_runs(results_dir, dataset), results_dir, out, model)
+    paths, missing = figures.fig1(load_runs(results_dir, dataset), results_dir, out, plugin)
     show_written(paths)
     warn_missing(missing)
     if not paths:
@@ -96,7 +96,7 @@ def fig1_command(
 
 
 @command(report_app, "fig2")
-def fig2_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset: str = Dataset):
+def fig2_command(results_dir: Path = ResultsDirOption, out: Path = ReportsFolderOption, dataset: str = Dataset):
     """Figure 2b: Inception with and without BatchNorm, test accuracy per epoch, cumulative best shaded."""
     from harness.reports import figure_data, figures
 
@@ -114,7 +114,7 @@ def fig2_command(results_dir: Path = ResultsDirOption, out: Path = Out, dataset:
 
 
 @command(report_app, "table3")
-def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
+def table3_command(results_dir: Path = ResultsDirOption, out: Path = ReportsFolderOption):
     """Table 3: kernel regression test error and norm per data set and features, beside the paper's."""
     lines, missing = table3.build(table3.load_kernel_runs(results_dir))
     wide_console().print(table3_view(lines, f"Table 3 ({results_dir}): exact kernel interpolation, ours vs. paper"))
@@ -129,8 +129,8 @@ def table3_command(results_dir: Path = ResultsDirOption, out: Path = Out):
 def html_command(
     results_dir: Path = ResultsDirOption,
     dataset: str = Dataset,
-    out: Path = typer.Option(Path("report.html"), "--out", help="HTML file to write."),
-    model: str = typer.Option("inception", "--model", help="Model of Figure 1a."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="A file: the HTML page to write."),
+    plugin: str = typer.Option("inception", "--plugin", help="Model plugin of Figure 1a."),
 ):
     """One self-contained HTML page (opens offline): every table and figure beside the paper's, the runs behind
     them, what is missing, and the runs table, sortable and filterable."""
@@ -138,7 +138,7 @@ def html_command(
 
     if not results_dir.is_dir():
         fail(f"results folder {results_dir} does not exist: make runs with `harness run` or `harness sweep`")
-    path, missing = html.write(results_dir, out, dataset, model)
+    path, missing = html.write(results_dir, out, dataset, plugin)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
     for line in missing:
         err_console.print(f"[yellow]missing:[/] {line}", highlight=False, soft_wrap=True)
@@ -151,20 +151,21 @@ def status_command(
         "--bundles",
         help="Folder whose bundles (results folders with a bundle.toml) are reported.",
     ),
-    readme: Path | None = typer.Option(
+    write: Path | None = typer.Option(
         None,
-        "--readme",
-        help="Write it between the file's <!-- reproduction-status:start/end --> markers instead of printing.",
+        "--write",
+        help="A file: write it between the file's <!-- reproduction-status:start/end --> markers instead of "
+        "printing (`harness docs` does so for the documentation site).",
     ),
 ):
     """The reproduction status: each bundle's tables beside the paper's numbers, as markdown."""
     from harness.reports import status
 
     text = status.render(bundles)
-    if readme is None:
+    if write is None:
         print(text, end="")
     else:
-        write_section(readme, status.SECTION_NAME, text)
+        write_section(write, status.SECTION_NAME, text)
 
 
 report_app.command("memorization")(guarded(report_memorization_command))

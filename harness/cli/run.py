@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -12,37 +11,66 @@ from rich.table import Table
 from harness.cli.common import (
     DataRootOption,
     DeviceOption,
+    FormatOption,
     LogOption,
+    OutputFormat,
     ResultsDirOption,
     console,
+    emit,
     err_console,
     fail,
     format_cell,
 )
+from harness.cli.progress import Countdown, format_seconds
 
 
 class RichRunProgress:
-    """Epoch and batch bars with the live training loss and accuracy."""
+    """Epoch and batch bars with the live training loss and accuracy, the time left in the epoch,
+    and at most left in the run (training stops sooner once it fits its training set)."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
         self.epochs = self.batches = None
+        self.epoch_clock = self.run_clock = None
+        self.epoch_seconds: float | None = None
+        self.epoch_stats = ""
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
         self.batches = self.progress.add_task("  batches", total=batches_per_epoch, stats="")
+        self.epoch_clock = Countdown(batches_per_epoch)
+        self.max_epochs = config.epochs
 
     def batch(self, epoch, batch, loss):
         if batch == 1:
             self.progress.reset(self.batches)
-        if batch % 10 == 0:
-            self.progress.update(self.batches, completed=batch, stats=f"loss {loss.item():.3f}")
-        else:
+            if self.run_clock is None:  # a resumed run times only the epochs it trains now
+                self.run_clock = Countdown(self.max_epochs, done=epoch - 1, started=self.epoch_clock.started)
+        if batch % 10 and batch != self.epoch_clock.total:
             self.progress.update(self.batches, completed=batch)
+            return
+        epoch_left = self.epoch_clock.seconds_left(batch)
+        epoch_seconds = self.epoch_seconds or self.epoch_clock.seconds_per_step(batch) * self.epoch_clock.total
+        run_left = epoch_left + epoch_seconds * (self.max_epochs - epoch)
+        self.progress.update(
+            self.batches,
+            completed=batch,
+            stats=f"loss {loss.item():.3f} · {format_seconds(epoch_left)} left in the epoch",
+        )
+        self.show_epoch_stats(run_left)
 
     def epoch(self, row):
-        stats = f"train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%} · test acc {row['test_acc']:.1%}"
-        self.progress.update(self.epochs, completed=row["epoch"], stats=stats)
+        self.epoch_stats = (
+            f"train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%} · test acc {row['test_acc']:.1%}"
+        )
+        self.progress.update(self.epochs, completed=row["epoch"])
+        self.epoch_clock.restart(self.epoch_clock.total)  # the next epoch's batches start now
+        self.epoch_seconds = self.run_clock.seconds_per_step(row["epoch"])  # evaluations included
+        self.show_epoch_stats(self.run_clock.seconds_left(row["epoch"]))
+
+    def show_epoch_stats(self, run_left: float | None) -> None:
+        left = None if run_left is None else f"at most {format_seconds(run_left)} left"
+        self.progress.update(self.epochs, stats=" · ".join(filter(None, (self.epoch_stats, left))))
 
 
 def run_command(
@@ -54,10 +82,11 @@ def run_command(
     epochs: int = typer.Option(100, help="Epoch limit; training also stops at 100 % training accuracy."),
     train_size: int | None = typer.Option(None, help="Use the first N training examples."),
     test_size: int | None = typer.Option(None, help="Use the first N test examples."),
-    batch_size: int = typer.Option(128),
+    batch_size: int = typer.Option(128, help="Mini-batch size."),
     lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
     lr_decay: float = typer.Option(0.95, help="Learning-rate factor applied after every epoch."),
-    seed: int = typer.Option(0),
+    momentum: float = typer.Option(0.9, help="SGD momentum."),
+    seed: int = typer.Option(0, help="Seed of the corruption, the model's initialization and the batch order."),
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -80,6 +109,7 @@ def run_command(
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
+        momentum=momentum,
     )
     columns = (
         TextColumn("{task.description}"),
@@ -90,7 +120,10 @@ def run_command(
     )
     try:
         with Progress(*columns, console=err_console, transient=False) as progress:
-            outcome = execute(config, results_dir, data_root, device, force, RichRunProgress(progress), log=tuple(log))
+            outcome = execute(
+                config, results_dir, data_root=data_root, device=device, force=force, progress=RichRunProgress(progress),
+                log=tuple(log),
+            )
     except KeyboardInterrupt:
         fail(f"interrupted; the finished epochs are stored in {results_dir}", code=130)
     row = outcome.row
@@ -119,26 +152,34 @@ def rademacher_command(
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    output_format: OutputFormat = FormatOption,
 ):
     """Estimate the empirical Rademacher complexity of a model on a sample by fitting random signs."""
     from harness.rademacher import RademacherConfig, estimate
 
     config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
-    summary, rows = estimate(config, results_dir, data_root, device)
-    if as_json:
-        print(json.dumps({**summary, "correlations": [r["correlation"] for r in rows]}, default=str))
-        return
-    table = Table(
-        "trial", "correlation", "train acc", "epochs", "fit epoch", title=f"{plugin} on {train_size} {dataset} images"
-    )
-    for r in rows:
-        table.add_row(
-            str(r["trial"]),
-            f"{r['correlation']:.4f}",
-            f"{r['train_acc']:.2%}",
-            str(r["epochs"]),
-            format_cell(r["fit_epoch"]),
+    summary, rows = estimate(config, results_dir, data_root=data_root, device=device)
+
+    def show_table():
+        table = Table(
+            "trial",
+            "correlation",
+            "train acc",
+            "epochs",
+            "fit epoch",
+            title=f"{plugin} on {train_size} {dataset} images",
         )
-    console.print(table)
-    console.print(f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials")
+        for r in rows:
+            table.add_row(
+                str(r["trial"]),
+                f"{r['correlation']:.4f}",
+                f"{r['train_acc']:.2%}",
+                str(r["epochs"]),
+                format_cell(r["fit_epoch"]),
+            )
+        console.print(table)
+        console.print(
+            f"Rademacher estimate {summary['estimate']:.4f} ± {summary['estimate_std']:.4f} over {trials} trials"
+        )
+
+    emit(output_format, rows, show_table, as_json={**summary, "correlations": [r["correlation"] for r in rows]})

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.cli.common import DataRootOption, DeviceOption, LogOption, ResultsDirOption, console, err_console, fail
+from harness.cli.progress import RunsLeft
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -49,26 +50,29 @@ def sweep_command(
     )
     with Progress(*columns, console=err_console) as progress:
         task = progress.add_task("runs", total=len(sweep.configs), stats="")
+        left = RunsLeft(len(sweep.configs))
 
         def on_result(result: Result) -> None:
+            left.finished(result.status)
             progress.update(task, advance=1)
             progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
         def on_progress(counts: dict) -> None:
-            progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
+            states = ", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done"))
+            progress.update(task, stats=" · ".join(filter(None, (states, left.text()))))
 
         summary = run_sweep(
             sweep.configs,
             results_dir,
-            data_root,
-            device,
-            jobs,
-            on_result,
-            sweep.executor,
-            sweep.executor_options,
-            not no_resume,
-            runs_per_gpu,
-            on_progress,
+            data_root=data_root,
+            device=device,
+            jobs=jobs,
+            on_result=on_result,
+            executor=sweep.executor,
+            executor_options=sweep.executor_options,
+            resume=not no_resume,
+            runs_per_gpu=runs_per_gpu,
+            on_progress=on_progress,
             log=sweep.log,
             sweep=sweep.name,
         )

@@ -1,13 +1,12 @@
 """``harness theory``: Theorem 1's construction and SGD's minimum-norm solution, from the command line.
 
-Each command prints a summary table (or, with ``--json``, exactly one JSON
-object on stdout) and stores its numbers under the results folder; see
+Each command prints a summary table (or, with ``--format json``, exactly one JSON
+object on stdout; ``--format csv``, its rows) and stores its numbers under the results folder; see
 :mod:`harness.theory.store` for the tables.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from enum import Enum
 from pathlib import Path
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli.common import DataRootOption, ResultsDirOption, command, fail
+from harness.cli.common import DataRootOption, FormatOption, OutputFormat, ResultsDirOption, command, emit, fail
 from harness.results import check_writable, write_table
 from harness.theory import expressivity as expressivity_lib
 from harness.theory import min_norm as min_norm_lib
@@ -45,7 +44,6 @@ SEED = typer.Option(0, "--seed", help="Seed of every random draw.")
 DATASET = typer.Option(
     None, "--dataset", help="Use the first N training images of this data set (pixels in [0, 1], flattened)."
 )
-JSON = typer.Option(False, "--json", help="Print one JSON object instead of the table.")
 
 
 def _check_gap_fractions(values: list[float]) -> None:
@@ -96,7 +94,7 @@ def expressivity(
         0.5, "--gap-fraction", help="δ in (0, 1): b_i = x_i − δ (x_i − x_{i−1}); 0.5 = midpoints."
     ),
     results_dir: Path = ResultsDirOption,
-    as_json: bool = JSON,
+    output_format: OutputFormat = FormatOption,
 ) -> None:
     """Build Theorem 1's depth-2 ReLU network (2n + d weights) that fits n labelled points, and check it."""
     if dataset and d is not None:
@@ -127,10 +125,12 @@ def expressivity(
     run_id = store.run_id("expressivity", options)
     row = {"run_id": run_id, **options, **expressivity_lib.summarize(construction, z, y, dtype.value)}
     path = write_table(results_dir, "theory_expressivity", run_id, [row], store.EXPRESSIVITY)
-    if as_json:
-        typer.echo(json.dumps(_finite(row)))
-    else:
-        _print_summary("Theorem 1: depth-2 ReLU network fitting the sample", row, [path])
+    emit(
+        output_format,
+        [_finite(row)],
+        lambda: _print_summary("Theorem 1: depth-2 ReLU network fitting the sample", row, [path]),
+        as_json=_finite(row),
+    )
 
 
 @command(theory_app, "expressivity-sweep")
@@ -142,7 +142,7 @@ def expressivity_sweep(
     ),
     seed: int = SEED,
     results_dir: Path = ResultsDirOption,
-    as_json: bool = JSON,
+    output_format: OutputFormat = FormatOption,
 ) -> None:
     """Fit error and ‖w‖ of Theorem 1's construction against n, in float32 and float64."""
     _check_gap_fractions(gap_fractions)
@@ -154,19 +154,21 @@ def expressivity_sweep(
         for row in expressivity_lib.sweep(ns, d, gap_fractions, ("float32", "float64"), seed)
     ]
     path = write_table(results_dir, "theory_expressivity_sweep", run_id, rows, store.EXPRESSIVITY_SWEEP)
-    if as_json:
-        typer.echo(json.dumps({"run_id": run_id, "rows": [_finite(row) for row in rows]}))
-        return
-    headers = {"n": "n", "gap_fraction": "δ", "dtype": "network", "max_abs_error": "max |c(z)−y|"}
-    headers |= {"w_norm": "‖w‖", "min_gap": "min gap", "condition_number": "cond(A)"}
-    table = Table(title=f"Theorem 1's construction on Gaussian samples, d = {d}")
-    for header in headers.values():
-        table.add_column(header, justify="right")
-    for row in rows:
-        table.add_row(*(_text(row[key], digits=3) for key in headers))
-    console = Console()
-    console.print(table)
-    console.print(f"stored {path}")
+    finite = [_finite(row) for row in rows]
+
+    def show_table():
+        headers = {"n": "n", "gap_fraction": "δ", "dtype": "network", "max_abs_error": "max |c(z)−y|"}
+        headers |= {"w_norm": "‖w‖", "min_gap": "min gap", "condition_number": "cond(A)"}
+        table = Table(title=f"Theorem 1's construction on Gaussian samples, d = {d}")
+        for header in headers.values():
+            table.add_column(header, justify="right")
+        for row in rows:
+            table.add_row(*(_text(row[key], digits=3) for key in headers))
+        console = Console()
+        console.print(table)
+        console.print(f"stored {path}")
+
+    emit(output_format, finite, show_table, as_json={"run_id": run_id, "rows": finite})
 
 
 @command(theory_app, "min-norm")
@@ -180,9 +182,9 @@ def min_norm(
     steps: int = typer.Option(200_000, "--steps", min=1, help="SGD steps, one example each."),
     lr: float | None = typer.Option(None, "--lr", help="Constant step size η \\[default: 1 / (2 max_i ‖x_i‖²)]."),
     seed: int = SEED,
-    out: Path | None = typer.Option(None, "--out", help="Write a PNG plot of the curves here."),
+    out: Path | None = typer.Option(None, "--out", help="A file: the PNG plot of the curves to write (default: none)."),
     results_dir: Path = ResultsDirOption,
-    as_json: bool = JSON,
+    output_format: OutputFormat = FormatOption,
 ) -> None:
     """SGD on underdetermined least squares reaches the minimum-norm solution from w₀ = 0, not from a random w₀."""
     if dataset and d is not None:
@@ -213,7 +215,9 @@ def min_norm(
         write_table(results_dir, "theory_min_norm", run_id, [row], store.MIN_NORM),
         write_table(results_dir, "theory_min_norm_curves", run_id, curve_rows, store.MIN_NORM_CURVES),
     ]
-    if as_json:
-        typer.echo(json.dumps(_finite(row)))
-    else:
-        _print_summary("SGD on underdetermined least squares", row, stored + ([out] if out else []))
+    emit(
+        output_format,
+        [_finite(row)],
+        lambda: _print_summary("SGD on underdetermined least squares", row, stored + ([out] if out else [])),
+        as_json=_finite(row),
+    )

@@ -13,7 +13,7 @@ Paths of ``sweeps`` are relative to the bundles root's parent (the repository).
 
 Every folder under the bundles root with such a file is one bundle (``reproduction/h200``,
 ``reproduction/cpu-2core/fig1bc-larger``, ...). The text is a function of the stored tables
-only, so the README's copy can be checked against the bundles.
+only, so the documentation's copy (``docs/reproduction.md``) can be checked against the bundles.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from harness.sweep import completed_row, load_sweep
 
 BUNDLE_FILE = "bundle.toml"
 SECTION_NAME = "reproduction-status"
-"""The README's markers: ``<!-- reproduction-status:start -->`` ... ``<!-- reproduction-status:end -->``."""
+"""The markers of the generated section: ``<!-- reproduction-status:start -->`` ... ``<!-- reproduction-status:end -->``."""
 
 
 @dataclass(frozen=True)
