@@ -114,9 +114,7 @@ def run_one(
 ) -> Result:
     """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
     try:
-        outcome = execute(
-            config, results_dir, data_root=data_root, device=device, resume=resume, log=log, sweep=sweep
-        )
+        outcome = execute(config, results_dir, data_root=data_root, device=device, resume=resume, log=log, sweep=sweep)
     except KeyboardInterrupt:
         return Result(config, "interrupted")
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on

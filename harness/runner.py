@@ -325,7 +325,6 @@ def execute(
     force: bool = False,
     progress: RunProgress | None = None,
     resume: bool = True,
-    *,
     log: tuple[str, ...] = (),
     sweep: str | None = None,
 ) -> RunOutcome:

@@ -208,7 +208,6 @@ def run_sweep(
     runs_per_gpu: int = 1,
     on_progress=lambda counts: None,
     poll_seconds: float = 1.0,
-    *,
     log: tuple[str, ...] = (),
     sweep: str | None = None,
 ) -> SweepSummary:

@@ -121,7 +121,12 @@ def run_command(
     try:
         with Progress(*columns, console=err_console, transient=False) as progress:
             outcome = execute(
-                config, results_dir, data_root=data_root, device=device, force=force, progress=RichRunProgress(progress),
+                config,
+                results_dir,
+                data_root=data_root,
+                device=device,
+                force=force,
+                progress=RichRunProgress(progress),
                 log=tuple(log),
             )
     except KeyboardInterrupt:
