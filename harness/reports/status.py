@@ -150,7 +150,7 @@ def table1_section(bundle: Bundle) -> list[str]:
             row["random crop"],
             row["weight decay"],
             row["labels"],
-            f"{number(row['train %'])} ({row['paper train %']:.2f})",
+            f"{number(row['train %'], 2)} ({row['paper train %']:.2f})",
             f"{number(row['test %'])} ({row['paper test %']:.2f})",
             number(row["fit epoch"], 0),
         ]
