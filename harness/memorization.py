@@ -152,12 +152,13 @@ def estimate(
     on_result=lambda result: None,
     executor: str = "local",
     executor_options: dict | None = None,
+    pack: int = 1,
 ) -> Estimate:
     """Train the K models (completed ones are reused) on ``executor`` (a sweep executor: local worker
-    processes, submitit or Ray), score every training example and store the ``memorization``
-    table. Raises KeyboardInterrupt when the runs were interrupted (run again to resume) and
-    MemorizationError when some failed. The data are loaded once first, so that missing data
-    is one error rather than one per model."""
+    processes, submitit or Ray; ``pack`` models at a time as one vectorized model), score every
+    training example and store the ``memorization`` table. Raises KeyboardInterrupt when the runs
+    were interrupted (run again to resume) and MemorizationError when some failed. The data are
+    loaded once first, so that missing data is one error rather than one per model."""
     configs = config.run_configs()
     if any(completed_row(results_dir, c) is None for c in configs):
         prepare_data(
@@ -178,6 +179,7 @@ def estimate(
         on_result=on_result,
         executor=executor,
         executor_options=executor_options,
+        pack=pack,
     )
     if summary.interrupted:
         raise KeyboardInterrupt

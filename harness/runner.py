@@ -4,6 +4,7 @@ row per training example."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,9 +29,19 @@ from harness.schema import EPOCHS_SCHEMA, EXAMPLES_SCHEMA, RUNS_SCHEMA
 EVAL_BATCH = 1024
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+"""fp32: float32 throughout (on CUDA too, where PyTorch lets cuDNN use TensorFloat-32 by default);
+tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU computes in float32); bf16:
+autocast to bfloat16 matrix products and convolutions, with float32 weights, BatchNorm and loss."""
+
+EXECUTION_OPTIONS = ("channels_last", "compile")
+"""Fields of :class:`RunConfig` that say how a run computes, not what: recorded in ``runs``, not hashed."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run's result; its hash is the ``run_id``."""
+    """Everything that defines a run's result; its hash is the ``run_id`` (the execution options
+    ``channels_last`` and ``compile`` are recorded, not hashed)."""
 
     model: str
     corruption: str = "none"
@@ -48,12 +59,22 @@ class RunConfig:
     subset: tuple[float, int] | None = None
     """(fraction, seed): train on a random fraction of the training examples; the others are
     evaluated too (for memorization estimates)."""
+    precision: str = "fp32"
+    """One of :data:`PRECISIONS`."""
+    channels_last: bool = False
+    """Channels-last memory layout of the model and its inputs (faster convolutions)."""
+    compile: bool = False
+    """``torch.compile`` the model for training and evaluation."""
 
     @property
     def run_id(self) -> str:
         fields = asdict(self)
+        for name in EXECUTION_OPTIONS:
+            del fields[name]
         if self.subset is None:  # runs on the whole training set keep the ids they had before subsets
             del fields["subset"]
+        if self.precision == "fp32":  # float32 runs keep the ids they had before precisions
+            del fields["precision"]
         return config_id(fields)
 
 
@@ -99,6 +120,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"--lr must be positive, got {lr}")
     if config.subset is not None and not 0.0 < config.subset[0] < 1.0:
         raise ConfigError(f"the subset fraction must be in (0, 1), got {config.subset[0]}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
     subset = None if config.subset is None else (float(config.subset[0]), int(config.subset[1]))
     return replace(config, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
 
@@ -121,6 +144,28 @@ def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: 
     """The model, with the options regularizers ask for."""
     factory = get_registry().get("models", config.model).obj
     return factory(input_shape=input_shape, num_classes=num_classes, **model_options(config, regularizers))
+
+
+@contextlib.contextmanager
+def computing_in(precision: str, device: torch.device):
+    """Within the block, models compute in ``precision`` (one of :data:`PRECISIONS`)."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"  # fp32 is fp32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def float32_batch_norm(model: torch.nn.Module) -> None:
+    """Make every BatchNorm of ``model`` normalize float32 input (under bfloat16 autocast too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(lambda module, args: (args[0].float(), *args[1:]))
 
 
 def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
@@ -150,7 +195,7 @@ def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
     correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
-        logits = model(inputs[start : start + EVAL_BATCH])
+        logits = model(inputs[start : start + EVAL_BATCH]).float()
         target = labels[start : start + EVAL_BATCH]
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
@@ -165,8 +210,15 @@ class BatchSource:
     """Training batches: precomputed model inputs, or raw images sent through the
     regularizers' transforms, then center crop and standardization."""
 
-    def __init__(self, data: ImageDataset, regularizers: list[Regularizer], device: torch.device, seed: int):
-        self.data = data
+    def __init__(
+        self,
+        data: ImageDataset,
+        regularizers: list[Regularizer],
+        device: torch.device,
+        seed: int,
+        channels_last: bool = False,
+    ):
+        self.data, self.channels_last = data, channels_last
         self.transforms = [r for r in regularizers if r.transforms_batches]
         self.labels = torch.as_tensor(data.y_train, device=device)
         self.inputs = to_model_input(data.x_train, data).to(device)
@@ -176,6 +228,10 @@ class BatchSource:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        return layout(self.batch(index), self.channels_last)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """The training batch at positions ``index``, in the default memory layout."""
         if not self.transforms:
             return self.inputs[index]
         images = self.raw[index]
@@ -184,6 +240,11 @@ class BatchSource:
         if self.data.crop and images.shape[-1] != self.data.crop:
             images = center_crop(images, self.data.crop)
         return standardize_per_image(images) if self.data.standardize else images
+
+
+def layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``images`` (N, C, H, W) in channels-last memory layout when asked, else as they are."""
+    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images
 
 
 class Training:
@@ -204,13 +265,19 @@ class Training:
         train, holdout = split_holdout(in_subset, holdout_fraction)
         torch.manual_seed(config.seed)
         self.model = build_model(config, data.input_shape, data.num_classes, regularizers).to(device)
+        if config.precision == "bf16":
+            float32_batch_norm(self.model)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        """The model as it is called (compiled or not); ``model`` is what checkpoints save."""
         optimizer_options = {}
         for regularizer in regularizers:
             optimizer_options.update(regularizer.optimizer_options())
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options
         )
-        self.batches = BatchSource(train, regularizers, device, config.seed)
+        self.batches = BatchSource(train, regularizers, device, config.seed, config.channels_last)
         self.evaluations = {"train": (self.batches.inputs, self.batches.labels)}
         for name, split in (("test", data), ("holdout", holdout)):
             if split is not None and len(split.y_test):
@@ -224,10 +291,18 @@ class Training:
         self.example_offsets = {"train": 0, "holdout": len(train.y_train), "left_out": len(chosen)}
         self.example_labels = (data.y_train, data.y_train_true, data.corrupted, data.redrawn)
         self.order_generator = torch.Generator().manual_seed(config.seed)
+        self.model_generator: torch.Generator | None = None
+        """The generator of random draws inside the model (dropout) when the run trains in a pack;
+        None: the global one, as for a run trained alone. Checkpoints store it in the global one's place."""
         self.device = device
         self.history: list[dict] = []
         self.steps = 0
         self.stopped_early = False
+        self.finished = False
+        self.loggers: RunLoggers | None = None
+        """Told of every epoch's row as it is recorded."""
+        """No epoch left: the epoch limit is reached, or training stopped (100 % training accuracy, a regularizer)."""
+        self.clock_start = 0.0
         self.stateful: dict[str, checkpoint.Stateful] = {
             "model": self.model,
             "optimizer": self.optimizer,
@@ -238,13 +313,17 @@ class Training:
         """Everything a checkpoint saves by name; more per-run state can be added here."""
 
     def save_checkpoint(self, path: Path) -> None:
-        checkpoint.save(path, self.stateful, {"history": self.history, "steps": self.steps})
+        states = checkpoint.random_states()
+        if self.model_generator is not None:
+            checkpoint.set_device_state(states, self.model_generator.device, self.model_generator.get_state())
+        checkpoint.save(path, self.stateful, {"history": self.history, "steps": self.steps}, states)
 
     def resume(self, path: Path) -> int:
         """Continue from the checkpoint at ``path`` when there is one; the number of epochs restored."""
         values = checkpoint.load(path, self.stateful)
         if values is not None:
             self.history, self.steps = values["history"], values["steps"]
+        self.finished = len(self.history) >= self.config.epochs
         return len(self.history)
 
     def evaluate(self, split: str) -> tuple[float | None, float | None]:
@@ -252,9 +331,14 @@ class Training:
         if split not in self.evaluations:
             return None, None
         offset = self.example_offsets.get(split)
-        return evaluate(
-            self.model, *self.evaluations[split], None if offset is None else self.examples.observer(offset)
-        )
+        inputs, labels = self.evaluations[split]
+        with computing_in(self.config.precision, self.device):
+            return evaluate(
+                self.forward,
+                layout(inputs, self.config.channels_last),
+                labels,
+                None if offset is None else self.examples.observer(offset),
+            )
 
     def examples_table(self, run_id: str) -> pa.Table:
         """The ``examples`` rows of the epochs finished so far."""
@@ -265,55 +349,175 @@ class Training:
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
-    def run(
-        self,
-        progress: RunProgress,
-        run_id: str = "",
-        checkpoint_path: Path | None = None,
-        loggers: RunLoggers | None = None,
-    ) -> None:
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.batches.labels) // self.config.batch_size)
+
+    def begin(self, progress: RunProgress) -> None:
+        """Start (or continue) the clock and tell ``progress``; before the first epoch trained here."""
+        self.clock_start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
+        progress.start(self.config, self.batches_per_epoch)
+
+    def start_epoch(self) -> tuple[int, float, list[torch.Tensor]]:
+        """The next epoch's number, learning rate and batches (training-set positions), in train mode."""
+        self.model.train()
+        order = torch.randperm(len(self.batches.labels), generator=self.order_generator).to(self.device)
+        return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], list(order.split(self.config.batch_size))
+
+    def end_epoch(
+        self, epoch: int, lr: float, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None
+    ) -> dict:
+        """After the epoch's steps: decay the learning rate, evaluate, record the epoch's row (returned),
+        decide whether training goes on (``finished``) and, when it does, checkpoint to ``checkpoint_path``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] *= self.config.lr_decay
+        row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
+        for name in ("train", "test", "holdout"):
+            row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
+        self.evaluate("left_out")
+        self.examples.end_epoch(epoch)
+        row["wall_seconds"] = time.perf_counter() - self.clock_start
+        self.history.append(row)
+        if self.loggers is not None:
+            self.loggers.epoch_finished(row)
+        progress.epoch(row)
+        self.stopped_early = row["train_acc"] != 1.0 and any(r.should_stop(self.history) for r in self.regularizers)
+        self.finished = row["train_acc"] == 1.0 or self.stopped_early or epoch >= self.config.epochs
+        if checkpoint_path is not None and row["train_acc"] != 1.0 and not self.stopped_early:
+            self.save_checkpoint(checkpoint_path)
+        return row
+
+    def run(self, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None) -> None:
         """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it.
 
         Continues after the epochs already in ``history``; with ``checkpoint_path``, saves a
         checkpoint there after every epoch that training goes on from; ``loggers`` receive every
         epoch's row as it is recorded.
         """
-        config, model, optimizer, batches = self.config, self.model, self.optimizer, self.batches
-        n_train = len(batches.labels)
-        batches_per_epoch = -(-n_train // config.batch_size)
-        start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
-        progress.start(config, batches_per_epoch)
-        for epoch in range(len(self.history) + 1, config.epochs + 1):
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            order = torch.randperm(n_train, generator=self.order_generator).to(self.device)
-            for b in range(batches_per_epoch):
-                index = order[b * config.batch_size : (b + 1) * config.batch_size]
-                loss = F.cross_entropy(model(batches(index)), batches.labels[index])
-                optimizer.zero_grad(set_to_none=True)
+        self.begin(progress)
+        while not self.finished:
+            epoch, lr, batches = self.start_epoch()
+            for b, index in enumerate(batches):
+                with computing_in(self.config.precision, self.device):
+                    logits = self.forward(self.batches(index))
+                loss = F.cross_entropy(logits.float(), self.batches.labels[index])
+                self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                self.optimizer.step()
                 self.steps += 1
                 progress.batch(epoch, b + 1, loss)
-            for group in optimizer.param_groups:
-                group["lr"] *= config.lr_decay
-            row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
-            for name in ("train", "test", "holdout"):
-                row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
-            self.evaluate("left_out")
-            self.examples.end_epoch(epoch)
-            row["wall_seconds"] = time.perf_counter() - start
-            self.history.append(row)
-            if loggers is not None:
-                loggers.epoch_finished(row)
-            progress.epoch(row)
-            if row["train_acc"] == 1.0:
-                break
-            if any(r.should_stop(self.history) for r in self.regularizers):
-                self.stopped_early = True
-                break
-            if checkpoint_path is not None:
-                self.save_checkpoint(checkpoint_path)
+            self.end_epoch(epoch, lr, progress, run_id, checkpoint_path)
+
+
+@dataclass
+class StartedRun:
+    """A run being trained: its configuration, training state, ``runs`` row so far and checkpoint file."""
+
+    config: RunConfig
+    training: Training
+    row: dict
+    checkpoint: Path
+    results_dir: Path
+    clock_start: float
+    loggers: RunLoggers
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+def completed_run(config: RunConfig, results_dir: Path) -> RunOutcome | None:
+    """The stored outcome of ``config`` (a resolved configuration) when it already completed, else None."""
+    existing = read_row(results_dir, "runs", config.run_id)
+    if existing is not None and existing["status"] == "completed":
+        return RunOutcome(existing, results_dir / "runs" / f"{config.run_id}.parquet", skipped=True)
+    return None
+
+
+def start_run(
+    config: RunConfig,
+    results_dir: Path,
+    data_root: Path | None,
+    device: torch.device,
+    *,
+    resume: bool = True,
+    pack_size: int = 1,
+    log: tuple[str, ...] = (),
+    sweep: str | None = None,
+) -> StartedRun:
+    """Load the data and build the training of ``config`` (a resolved configuration), continued from its
+    checkpoint unless ``resume`` is false; its ``runs`` row says ``interrupted`` until it is finished.
+    The loggers of ``log`` (``NAME[=URI]``, :mod:`harness.loggers`) hear that it started, with the name
+    of its ``sweep``, and then of each epoch and of its end."""
+    regularizers = build_regularizers(config.regularizers)
+    data = prepare_data(
+        config.dataset,
+        config.corruption,
+        config.corrupt_prob,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        data_root,
+    )
+    training = Training(config, data, regularizers, device)
+    saved = checkpoint.checkpoint_path(results_dir, config.run_id)
+    if not resume:
+        saved.unlink(missing_ok=True)
+    resumed_from_epoch = training.resume(saved)
+    row = {
+        **{
+            k: getattr(config, k)
+            for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
+        },
+        "run_id": config.run_id,
+        "regularizers": list(config.regularizers),
+        "train_size": len(data.y_train),
+        "test_size": len(data.y_test),
+        "subset_fraction": config.subset[0] if config.subset else None,
+        "subset_seed": config.subset[1] if config.subset else None,
+        "max_epochs": config.epochs,
+        "lr_decay": config.lr_decay,
+        "momentum": config.momentum,
+        "param_count": training.param_count,
+        "started_at": datetime.now(UTC),
+        "device": str(device),
+        "harness_version": __version__,
+        "torch_version": torch.__version__,
+        "resumed_from_epoch": resumed_from_epoch,
+        "pack_size": pack_size,
+        **{k: getattr(config, k) for k in ("precision", "channels_last", "compile")},
+        "status": "interrupted",
+    }
+    loggers = RunLoggers(log, config.run_id)
+    training.loggers = loggers
+    loggers.run_started(config, results_dir, resumed_from_epoch, sweep)
+    return StartedRun(config, training, row, saved, Path(results_dir), time.perf_counter(), loggers)
+
+
+def finish_run(run: StartedRun, status: str, error: BaseException | None = None) -> Path:
+    """Store ``run`` as ``status`` (completed, interrupted or failed with ``error``) with its epochs and
+    examples so far; a completed run's checkpoint is removed. The path of its ``runs`` file."""
+    row, training = run.row, run.training
+    row["status"] = status
+    if error is not None:
+        row["error"] = f"{type(error).__name__}: {error}"
+    row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
+    row["wall_seconds"] = time.perf_counter() - run.clock_start
+    try:
+        run.loggers.run_finished(row)
+    finally:  # a Ctrl-C while the loggers finish loses nothing
+        path = store(run.results_dir, row, training.history, training.examples_table(run.run_id))
+    if row["status"] == "completed":
+        run.checkpoint.unlink(missing_ok=True)
+    return path
+
+
+def check_run(config: RunConfig, device: str) -> tuple[RunConfig, torch.device]:
+    """``config`` resolved and checked (names, ranges, regularizers and the model options they ask
+    for), and the torch device."""
+    config = resolve_config(config)
+    model_options(config, build_regularizers(config.regularizers))
+    return config, resolve_device(device)
 
 
 def execute(
@@ -338,73 +542,25 @@ def execute(
     ``log`` holds the ``NAME[=URI]`` of the loggers that receive the run's events
     (:mod:`harness.loggers`), ``sweep`` the name of the sweep the run belongs to (told to them).
     """
-    config = resolve_config(config)
-    regularizers = build_regularizers(config.regularizers)
-    model_options(config, regularizers)
+    config, torch_device = check_run(config, device)
     check_loggers(log)
-    torch_device = resolve_device(device)
     results_dir = Path(results_dir)
     check_writable(results_dir)
-    run_id = config.run_id
-    existing = read_row(results_dir, "runs", run_id)
-    if existing is not None and existing["status"] == "completed" and not force:
-        return RunOutcome(existing, results_dir / "runs" / f"{run_id}.parquet", skipped=True)
-
-    data = prepare_data(
-        config.dataset,
-        config.corruption,
-        config.corrupt_prob,
-        config.seed,
-        config.train_size,
-        config.test_size,
-        data_root,
-    )
-    training = Training(config, data, regularizers, torch_device)
-    saved = checkpoint.checkpoint_path(results_dir, run_id)
-    if not resume:
-        saved.unlink(missing_ok=True)
-    resumed_from_epoch = training.resume(saved)
-    row = {
-        **{
-            k: getattr(config, k)
-            for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
-        },
-        "run_id": run_id,
-        "regularizers": list(config.regularizers),
-        "train_size": len(data.y_train),
-        "test_size": len(data.y_test),
-        "subset_fraction": config.subset[0] if config.subset else None,
-        "subset_seed": config.subset[1] if config.subset else None,
-        "max_epochs": config.epochs,
-        "lr_decay": config.lr_decay,
-        "momentum": config.momentum,
-        "param_count": training.param_count,
-        "started_at": datetime.now(UTC),
-        "device": str(torch_device),
-        "harness_version": __version__,
-        "torch_version": torch.__version__,
-        "resumed_from_epoch": resumed_from_epoch,
-    }
-    start = time.perf_counter()
-    row["status"] = "interrupted"  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
-    loggers = RunLoggers(log, run_id)
+    done = None if force else completed_run(config, results_dir)
+    if done is not None:
+        return done
+    run = start_run(config, results_dir, data_root, torch_device, resume=resume, log=log, sweep=sweep)
+    status, failure = "interrupted", None  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
     try:
         with checkpoint.sigterm_as_interrupt():
-            loggers.run_started(config, results_dir, resumed_from_epoch, sweep)
-            training.run(progress or RunProgress(), run_id, saved, loggers)
-        row["status"] = "completed"
+            run.training.run(progress or RunProgress(), run.run_id, run.checkpoint)
+        status = "completed"
     except Exception as error:
-        row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
+        status, failure = "failed", error
         raise
     finally:
-        row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
-        row["wall_seconds"] = time.perf_counter() - start
-        try:
-            loggers.run_finished(row)
-        finally:  # a Ctrl-C while the loggers finish loses nothing
-            path = store(results_dir, row, training.history, training.examples_table(run_id))
-    saved.unlink(missing_ok=True)
-    return RunOutcome(row, path)
+        path = finish_run(run, status, failure)
+    return RunOutcome(run.row, path)
 
 
 def summarize(history: list[dict], steps: int) -> dict:

@@ -61,6 +61,12 @@ RUNS_SCHEMA = schema(
         "errors raised by the run's loggers (--log); each logger that raised was named in "
         "a warning and left out for the rest of the run, which went on",
     ),
+    column("pack_size", pa.int64(), "runs trained together as one vectorized model when this run started (1: alone)"),
+    column(
+        "precision", pa.string(), "fp32, tf32 or bf16 (autocast: bfloat16 products, float32 weights, BatchNorm, loss)"
+    ),
+    column("channels_last", pa.bool_(), "channels-last memory layout of the model and its inputs"),
+    column("compile", pa.bool_(), "the model was compiled with torch.compile"),
 )
 
 EPOCHS_SCHEMA = schema(

@@ -275,11 +275,15 @@ def test_log_is_no_part_of_the_run_id(tmp_path):
     assert [c.run_id for c in logged] == [c.run_id for c in plain]
 
 
-def test_a_third_party_logger_receives_every_event_of_a_sweep_in_its_workers(tmp_path, third_party):
+@pytest.mark.parametrize("jobs, pack", [(2, 1), (1, 2)], ids=["two-workers", "packed"])
+def test_a_third_party_logger_receives_every_event_of_a_sweep_in_its_workers(tmp_path, third_party, jobs, pack):
     events_file = tmp_path / "events.jsonl"
     sweep = load_sweep(write_spec(tmp_path / "seeds.toml", [f"recorder={events_file}"]))
-    summary = run_sweep(sweep.configs, tmp_path / "r", device="cpu", jobs=2, log=sweep.log, sweep=sweep.name)
+    summary = run_sweep(
+        sweep.configs, tmp_path / "r", device="cpu", jobs=jobs, log=sweep.log, sweep=sweep.name, pack=pack
+    )
     assert summary.count("completed") == 2
+    assert [table(tmp_path / "r", "runs", c.run_id)[0]["pack_size"] for c in sweep.configs] == [pack, pack]
     events = read_events(events_file)
     for config in sweep.configs:
         mine = [e for e in events if e["run_id"] == config.run_id]

@@ -12,11 +12,13 @@ from rich.table import Table
 from harness.cli.common import (
     DataRootOption,
     DeviceOption,
+    PackOption,
     ReportsFolderOption,
     ResultsDirOption,
     console,
     err_console,
     fail,
+    note_packing_on_cpu,
     warn,
     wide_console,
 )
@@ -44,6 +46,7 @@ def memorization_command(
         None, "--executor", help="Sweep executor that trains the models (default: local): local, submitit, ray, ..."
     ),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
+    pack: int | None = PackOption,
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -77,6 +80,8 @@ def memorization_command(
         TimeElapsedColumn(),
         TextColumn("{task.fields[left]}"),
     )
+    pack = pack or 1
+    note_packing_on_cpu(pack, device)
     try:
         with Progress(*columns, console=err_console) as progress:
             task = progress.add_task("models", total=num_models, left="")
@@ -97,6 +102,7 @@ def memorization_command(
                 on_result=on_result,
                 executor=executor or "local",
                 executor_options=dict(parse_option(option) for option in executor_option),
+                pack=pack,
             )
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)

@@ -34,6 +34,7 @@ class RichRunProgress:
         self.epoch_clock = self.run_clock = None
         self.epoch_seconds: float | None = None
         self.epoch_stats = ""
+        self.shown_loss = None  # the loss shown next: ten steps old, so reading it does not wait for the device
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
@@ -52,10 +53,10 @@ class RichRunProgress:
         epoch_left = self.epoch_clock.seconds_left(batch)
         epoch_seconds = self.epoch_seconds or self.epoch_clock.seconds_per_step(batch) * self.epoch_clock.total
         run_left = epoch_left + epoch_seconds * (self.max_epochs - epoch)
+        shown = f"loss {self.shown_loss.item():.3f} · " if self.shown_loss is not None else ""
+        self.shown_loss = loss.detach()
         self.progress.update(
-            self.batches,
-            completed=batch,
-            stats=f"loss {loss.item():.3f} · {format_seconds(epoch_left)} left in the epoch",
+            self.batches, completed=batch, stats=f"{shown}{format_seconds(epoch_left)} left in the epoch"
         )
         self.show_epoch_stats(run_left)
 
@@ -92,6 +93,11 @@ def run_command(
     results_dir: Path = ResultsDirOption,
     force: bool = typer.Option(False, help="Run again even if this configuration already completed."),
     log: list[str] = LogOption,
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, tf32 (CUDA) or bf16 (autocast; float32 weights, BatchNorm and loss)."
+    ),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last layout of the model and inputs."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model for training and evaluation."),
 ):
     """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
     from harness.runner import RunConfig, execute
@@ -110,6 +116,9 @@ def run_command(
         lr=lr,
         lr_decay=lr_decay,
         momentum=momentum,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_model,
     )
     columns = (
         TextColumn("{task.description}"),

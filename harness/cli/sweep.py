@@ -8,7 +8,20 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli.common import DataRootOption, DeviceOption, LogOption, ResultsDirOption, console, err_console, fail
+from harness.cli.common import (
+    ChannelsLastOption,
+    CompileOption,
+    DataRootOption,
+    DeviceOption,
+    LogOption,
+    PackOption,
+    PrecisionOption,
+    ResultsDirOption,
+    console,
+    err_console,
+    fail,
+    note_packing_on_cpu,
+)
 from harness.cli.progress import RunsLeft
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
@@ -33,14 +46,26 @@ def sweep_command(
         1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."
     ),
     log: list[str] = LogOption,
+    pack: int | None = PackOption,
+    precision: str | None = PrecisionOption,
+    channels_last: bool | None = ChannelsLastOption,
+    compile_model: bool | None = CompileOption,
 ):
     """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
-    sweep = load_sweep(spec).with_command_line(executor, executor_option, log)
+    sweep = (
+        load_sweep(spec)
+        .with_command_line(executor, executor_option, log, pack)
+        .with_run_options(precision=precision, channels_last=channels_last, compile=compile_model)
+    )
     if status:
         for line in format_status(sweep_status(sweep.configs, results_dir)):
             console.print(line, highlight=False, soft_wrap=True)
         return
-    console.print(f"sweep {spec}: {len(sweep.configs)} runs on {sweep.executor} -> {results_dir}", highlight=False)
+    note_packing_on_cpu(sweep.pack, device)
+    packed = f" in packs of {sweep.pack}" if sweep.pack > 1 else ""
+    console.print(
+        f"sweep {spec}: {len(sweep.configs)} runs{packed} on {sweep.executor} -> {results_dir}", highlight=False
+    )
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -75,6 +100,7 @@ def sweep_command(
             on_progress=on_progress,
             log=sweep.log,
             sweep=sweep.name,
+            pack=sweep.pack,
         )
     for result in summary.failed:
         err_console.print(
