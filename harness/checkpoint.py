@@ -71,10 +71,24 @@ def set_random_states(states: dict) -> None:
     random.setstate((python["version"], tuple(python["internal"].tolist()), python["gauss"]))
 
 
-def save(path: Path, objects: dict[str, Stateful], values: dict) -> None:
-    """Write the state of ``objects``, the random states and ``values`` to ``path`` atomically."""
+def set_device_state(states: dict, device: torch.device, state: torch.Tensor) -> None:
+    """Put ``state`` in ``states`` (from :func:`random_states`) as the global generator of ``device``'s."""
+    if device.type == "cpu":
+        states["torch"] = state
+    else:
+        states["cuda"][device.index if device.index is not None else torch.cuda.current_device()] = state
+
+
+def device_state(device: torch.device) -> torch.Tensor:
+    """The state of the global generator of ``device``."""
+    return torch.get_rng_state() if device.type == "cpu" else torch.cuda.get_rng_state(device)
+
+
+def save(path: Path, objects: dict[str, Stateful], values: dict, random: dict | None = None) -> None:
+    """Write the state of ``objects``, the random states (default: :func:`random_states`) and ``values``
+    to ``path`` atomically."""
     checkpoint = {"format": FORMAT, "state": {name: obj.state_dict() for name, obj in objects.items()},
-                  "random": random_states(), "values": values}
+                  "random": random_states() if random is None else random, "values": values}
     write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 

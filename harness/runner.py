@@ -217,10 +217,16 @@ class Training:
         self.example_offsets = {"train": 0, "holdout": len(train.y_train), "left_out": len(chosen)}
         self.example_labels = (data.y_train, data.y_train_true, data.corrupted, data.redrawn)
         self.order_generator = torch.Generator().manual_seed(config.seed)
+        self.model_generator: torch.Generator | None = None
+        """The generator of random draws inside the model (dropout) when the run trains in a pack;
+        None: the global one, as for a run trained alone. Checkpoints store it in the global one's place."""
         self.device = device
         self.history: list[dict] = []
         self.steps = 0
         self.stopped_early = False
+        self.finished = False
+        """No epoch left: the epoch limit is reached, or training stopped (100 % training accuracy, a regularizer)."""
+        self.clock_start = 0.0
         self.stateful: dict[str, checkpoint.Stateful] = {
             "model": self.model, "optimizer": self.optimizer,
             "order_generator": checkpoint.GeneratorState(self.order_generator),
@@ -230,13 +236,17 @@ class Training:
         """Everything a checkpoint saves by name; more per-run state can be added here."""
 
     def save_checkpoint(self, path: Path) -> None:
-        checkpoint.save(path, self.stateful, {"history": self.history, "steps": self.steps})
+        states = checkpoint.random_states()
+        if self.model_generator is not None:
+            checkpoint.set_device_state(states, self.model_generator.device, self.model_generator.get_state())
+        checkpoint.save(path, self.stateful, {"history": self.history, "steps": self.steps}, states)
 
     def resume(self, path: Path) -> int:
         """Continue from the checkpoint at ``path`` when there is one; the number of epochs restored."""
         values = checkpoint.load(path, self.stateful)
         if values is not None:
             self.history, self.steps = values["history"], values["steps"]
+        self.finished = len(self.history) >= self.config.epochs
         return len(self.history)
 
     def evaluate(self, split: str) -> tuple[float | None, float | None]:
@@ -255,46 +265,141 @@ class Training:
     def param_count(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.batches.labels) // self.config.batch_size)
+
+    def begin(self, progress: RunProgress) -> None:
+        """Start (or continue) the clock and tell ``progress``; before the first epoch trained here."""
+        self.clock_start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
+        progress.start(self.config, self.batches_per_epoch)
+
+    def start_epoch(self) -> tuple[int, float, list[torch.Tensor]]:
+        """The next epoch's number, learning rate and batches (training-set positions), in train mode."""
+        self.model.train()
+        order = torch.randperm(len(self.batches.labels), generator=self.order_generator).to(self.device)
+        return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], list(order.split(self.config.batch_size))
+
+    def end_epoch(self, epoch: int, lr: float, progress: RunProgress, run_id: str = "",
+                  checkpoint_path: Path | None = None) -> dict:
+        """After the epoch's steps: decay the learning rate, evaluate, record the epoch's row (returned),
+        decide whether training goes on (``finished``) and, when it does, checkpoint to ``checkpoint_path``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] *= self.config.lr_decay
+        row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
+        for name in ("train", "test", "holdout"):
+            row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
+        self.evaluate("left_out")
+        self.examples.end_epoch(epoch)
+        row["wall_seconds"] = time.perf_counter() - self.clock_start
+        self.history.append(row)
+        progress.epoch(row)
+        self.stopped_early = row["train_acc"] != 1.0 and any(r.should_stop(self.history) for r in self.regularizers)
+        self.finished = row["train_acc"] == 1.0 or self.stopped_early or epoch >= self.config.epochs
+        if checkpoint_path is not None and row["train_acc"] != 1.0 and not self.stopped_early:
+            self.save_checkpoint(checkpoint_path)
+        return row
+
     def run(self, progress: RunProgress, run_id: str = "", checkpoint_path: Path | None = None) -> None:
         """Train until ``config.epochs``, 100 % training accuracy, or a regularizer stops it.
 
         Continues after the epochs already in ``history``; with ``checkpoint_path``, saves a
         checkpoint there after every epoch that training goes on from.
         """
-        config, model, optimizer, batches = self.config, self.model, self.optimizer, self.batches
-        n_train = len(batches.labels)
-        batches_per_epoch = -(-n_train // config.batch_size)
-        start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
-        progress.start(config, batches_per_epoch)
-        for epoch in range(len(self.history) + 1, config.epochs + 1):
-            lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            order = torch.randperm(n_train, generator=self.order_generator).to(self.device)
-            for b in range(batches_per_epoch):
-                index = order[b * config.batch_size : (b + 1) * config.batch_size]
-                loss = F.cross_entropy(model(batches(index)), batches.labels[index])
-                optimizer.zero_grad(set_to_none=True)
+        self.begin(progress)
+        while not self.finished:
+            epoch, lr, batches = self.start_epoch()
+            for b, index in enumerate(batches):
+                loss = F.cross_entropy(self.model(self.batches(index)), self.batches.labels[index])
+                self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                self.optimizer.step()
                 self.steps += 1
                 progress.batch(epoch, b + 1, loss)
-            for group in optimizer.param_groups:
-                group["lr"] *= config.lr_decay
-            row = dict(run_id=run_id, epoch=epoch, step=self.steps, lr=lr)
-            for name in ("train", "test", "holdout"):
-                row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
-            self.evaluate("left_out")
-            self.examples.end_epoch(epoch)
-            row["wall_seconds"] = time.perf_counter() - start
-            self.history.append(row)
-            progress.epoch(row)
-            if row["train_acc"] == 1.0:
-                break
-            if any(r.should_stop(self.history) for r in self.regularizers):
-                self.stopped_early = True
-                break
-            if checkpoint_path is not None:
-                self.save_checkpoint(checkpoint_path)
+            self.end_epoch(epoch, lr, progress, run_id, checkpoint_path)
+
+
+@dataclass
+class StartedRun:
+    """A run being trained: its configuration, training state, ``runs`` row so far and checkpoint file."""
+
+    config: RunConfig
+    training: Training
+    row: dict
+    checkpoint: Path
+    results_dir: Path
+    clock_start: float
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+def completed_run(config: RunConfig, results_dir: Path) -> RunOutcome | None:
+    """The stored outcome of ``config`` (a resolved configuration) when it already completed, else None."""
+    existing = read_row(results_dir, "runs", config.run_id)
+    if existing is not None and existing["status"] == "completed":
+        return RunOutcome(existing, results_dir / "runs" / f"{config.run_id}.parquet", skipped=True)
+    return None
+
+
+def start_run(config: RunConfig, results_dir: Path, data_root: Path | None, device: torch.device, *,
+              resume: bool = True, pack_size: int = 1) -> StartedRun:
+    """Load the data and build the training of ``config`` (a resolved configuration), continued from its
+    checkpoint unless ``resume`` is false; its ``runs`` row says ``interrupted`` until it is finished."""
+    regularizers = build_regularizers(config.regularizers)
+    data = prepare_data(
+        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
+    )
+    training = Training(config, data, regularizers, device)
+    saved = checkpoint.checkpoint_path(results_dir, config.run_id)
+    if not resume:
+        saved.unlink(missing_ok=True)
+    resumed_from_epoch = training.resume(saved)
+    row = {
+        **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
+        "run_id": config.run_id,
+        "regularizers": list(config.regularizers),
+        "train_size": len(data.y_train),
+        "test_size": len(data.y_test),
+        "subset_fraction": config.subset[0] if config.subset else None,
+        "subset_seed": config.subset[1] if config.subset else None,
+        "max_epochs": config.epochs,
+        "lr_decay": config.lr_decay,
+        "momentum": config.momentum,
+        "param_count": training.param_count,
+        "started_at": datetime.now(UTC),
+        "device": str(device),
+        "harness_version": __version__,
+        "torch_version": torch.__version__,
+        "resumed_from_epoch": resumed_from_epoch,
+        "pack_size": pack_size,
+        "status": "interrupted",
+    }
+    return StartedRun(config, training, row, saved, Path(results_dir), time.perf_counter())
+
+
+def finish_run(run: StartedRun, status: str, error: BaseException | None = None) -> Path:
+    """Store ``run`` as ``status`` (completed, interrupted or failed with ``error``) with its epochs and
+    examples so far; a completed run's checkpoint is removed. The path of its ``runs`` file."""
+    row, training = run.row, run.training
+    row["status"] = status
+    if error is not None:
+        row["error"] = f"{type(error).__name__}: {error}"
+    row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
+    row["wall_seconds"] = time.perf_counter() - run.clock_start
+    path = store(run.results_dir, row, training.history, training.examples_table(run.run_id))
+    if row["status"] == "completed":
+        run.checkpoint.unlink(missing_ok=True)
+    return path
+
+
+def check_run(config: RunConfig, device: str) -> tuple[RunConfig, torch.device]:
+    """``config`` resolved and checked (names, ranges, regularizers and the model options they ask
+    for), and the torch device."""
+    config = resolve_config(config)
+    model_options(config, build_regularizers(config.regularizers))
+    return config, resolve_device(device)
 
 
 def execute(
@@ -313,58 +418,24 @@ def execute(
     from its checkpoint (``resume=False`` starts over); the checkpoint is removed when the
     run completes. Files are written atomically, nothing partial is left.
     """
-    config = resolve_config(config)
-    regularizers = build_regularizers(config.regularizers)
-    model_options(config, regularizers)
-    torch_device = resolve_device(device)
+    config, torch_device = check_run(config, device)
     results_dir = Path(results_dir)
     check_writable(results_dir)
-    run_id = config.run_id
-    existing = read_row(results_dir, "runs", run_id)
-    if existing is not None and existing["status"] == "completed" and not force:
-        return RunOutcome(existing, results_dir / "runs" / f"{run_id}.parquet", skipped=True)
-
-    data = prepare_data(
-        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
-    )
-    training = Training(config, data, regularizers, torch_device)
-    saved = checkpoint.checkpoint_path(results_dir, run_id)
-    if not resume:
-        saved.unlink(missing_ok=True)
-    resumed_from_epoch = training.resume(saved)
-    row = {
-        **{k: getattr(config, k) for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")},
-        "run_id": run_id,
-        "regularizers": list(config.regularizers),
-        "train_size": len(data.y_train),
-        "test_size": len(data.y_test),
-        "subset_fraction": config.subset[0] if config.subset else None,
-        "subset_seed": config.subset[1] if config.subset else None,
-        "max_epochs": config.epochs,
-        "lr_decay": config.lr_decay,
-        "momentum": config.momentum,
-        "param_count": training.param_count,
-        "started_at": datetime.now(UTC),
-        "device": str(torch_device),
-        "harness_version": __version__,
-        "torch_version": torch.__version__,
-        "resumed_from_epoch": resumed_from_epoch,
-    }
-    start = time.perf_counter()
-    row["status"] = "interrupted"  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
+    done = None if force else completed_run(config, results_dir)
+    if done is not None:
+        return done
+    run = start_run(config, results_dir, data_root, torch_device, resume=resume)
+    status, failure = "interrupted", None  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
     try:
         with checkpoint.sigterm_as_interrupt():
-            training.run(progress or RunProgress(), run_id, saved)
-        row["status"] = "completed"
+            run.training.run(progress or RunProgress(), run.run_id, run.checkpoint)
+        status = "completed"
     except Exception as error:
-        row["status"], row["error"] = "failed", f"{type(error).__name__}: {error}"
+        status, failure = "failed", error
         raise
     finally:
-        row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
-        row["wall_seconds"] = time.perf_counter() - start
-        path = store(results_dir, row, training.history, training.examples_table(run_id))
-    saved.unlink(missing_ok=True)
-    return RunOutcome(row, path)
+        path = finish_run(run, status, failure)
+    return RunOutcome(run.row, path)
 
 
 def summarize(history: list[dict], steps: int) -> dict:

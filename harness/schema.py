@@ -51,6 +51,7 @@ RUNS_SCHEMA = schema(
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),
     column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
+    column("pack_size", pa.int64(), "runs trained together as one vectorized model when this run started (1: alone)"),
 )
 
 EPOCHS_SCHEMA = schema(
