@@ -6,8 +6,9 @@ returns an object with the methods of :class:`Executor`. ``engine`` names the Py
 package the executor drives (checked before the factory is called, so that a missing
 engine is a one-line error naming the extra to install).
 
-Every task runs one configuration with :class:`RunTask` and writes its own files into the
-results folder, so that folder must be visible to every worker.
+Every task runs one :class:`Pack` of configurations (one run, or several trained together as
+one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run writes its own
+files into the results folder, so that folder must be visible to every worker.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import ConfigError
+from harness.packing import execute_pack
 from harness.registry import get_registry
 from harness.results import read_row, write_table
-from harness.runner import RunConfig, execute
+from harness.runner import RunConfig
 from harness.schema import RUNS_SCHEMA
 
 
@@ -38,6 +40,16 @@ class Result:
     status: str  # completed, skipped, failed or interrupted
     row: dict | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Pack:
+    """The runs of one task: trained together as one vectorized model, or alone when it holds one."""
+
+    configs: tuple[RunConfig, ...]
+
+    def __len__(self) -> int:
+        return len(self.configs)
 
 
 @dataclass(frozen=True)
@@ -60,22 +72,22 @@ class ExecutorSettings:
 class Executor(Protocol):
     """Runs configurations and hands back each one's :class:`Result` as it lands."""
 
-    def submit(self, configs: list[RunConfig]) -> None:
-        """Start (or queue) one task per configuration."""
+    def submit(self, packs: list[Pack]) -> None:
+        """Start (or queue) one task per pack."""
 
     def wait(self, timeout: float) -> list[Result]:
-        """The results that landed since the last call, waiting up to ``timeout`` seconds for one."""
+        """The results of the runs that landed since the last call, waiting up to ``timeout`` seconds for one."""
 
     def counts(self) -> dict[str, int]:
-        """How many submitted tasks are ``queued`` and ``running`` (as far as the engine can say)."""
+        """How many runs of the submitted tasks are ``queued`` and ``running`` (as far as the engine can say)."""
 
     def cancel(self) -> int:
-        """Cancel every unfinished task; the number cancelled."""
+        """Cancel every unfinished task; the number of runs cancelled."""
 
 
 @dataclass
 class RunTask:
-    """One configuration's task, run wherever the executor puts it: :func:`run_one` with fixed settings.
+    """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed settings.
 
     ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
     """
@@ -86,23 +98,36 @@ class RunTask:
     resume: bool = True
     threads: int | None = None
 
-    def __call__(self, config: RunConfig) -> Result:
+    def __call__(self, pack: Pack) -> list[Result]:
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_one(config, self.results_dir, self.data_root, self.device, self.resume)
+        return run_pack(pack, self.results_dir, self.data_root, self.device, self.resume)
 
 
-def run_one(config: RunConfig, results_dir: Path, data_root: Path | None, device: str, resume: bool = True) -> Result:
-    """Run one configuration; a failure is stored as a ``failed`` run and returned, not raised."""
+def run_pack(pack: Pack, results_dir: Path, data_root: Path | None, device: str, resume: bool = True) -> list[Result]:
+    """Run the configurations of ``pack``, one Result each; a failure is stored as ``failed`` runs and
+    returned, not raised (runs of the pack stored before it keep their results)."""
+    landed: dict[str, Result] = {}
+
+    def land(config: RunConfig, outcome) -> None:
+        landed[config.run_id] = Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
+
     try:
-        outcome = execute(config, results_dir, data_root, device, resume=resume)
+        execute_pack(list(pack.configs), results_dir, data_root, device, resume=resume, on_outcome=land)
     except KeyboardInterrupt:
-        return Result(config, "interrupted")
+        return [landed.get(config.run_id) or Result(config, "interrupted") for config in pack.configs]
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
-        return record_failure(results_dir, config, f"{type(error).__name__}: {error}")
-    return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
+        return record_failures(results_dir, pack, f"{type(error).__name__}: {error}", landed)
+    return [landed[config.run_id] for config in pack.configs]
+
+
+def record_failures(results_dir: Path, pack: Pack, message: str, landed: dict[str, Result] | None = None) -> list[Result]:
+    """The runs of ``pack`` not in ``landed`` (by run id) recorded as failed (:func:`record_failure`);
+    one Result per run."""
+    landed = landed or {}
+    return [landed.get(config.run_id) or record_failure(results_dir, config, message) for config in pack.configs]
 
 
 def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result:

@@ -120,14 +120,16 @@ def estimate(
     on_result=lambda result: None,
     executor: str = "local",
     executor_options: dict | None = None,
+    *,
+    pack: int = 1,
 ) -> Estimate:
     """Train the K models (completed ones are reused) on ``executor`` (a sweep executor: local worker
-    processes, submitit or Ray), score every training example and store the ``memorization``
-    table. Raises KeyboardInterrupt when the runs were interrupted (run again to resume) and
+    processes, submitit or Ray; ``pack`` models at a time as one vectorized model), score every
+    training example and store the ``memorization`` table. Raises KeyboardInterrupt when the runs were interrupted (run again to resume) and
     MemorizationError when some failed."""
     configs = config.run_configs()
     summary: SweepSummary = run_sweep(configs, results_dir, data_root, device, jobs, on_result, executor,
-                                      executor_options)
+                                      executor_options, pack=pack)
     if summary.interrupted:
         raise KeyboardInterrupt
     if summary.failed:

@@ -15,7 +15,8 @@ through the same functions as a run trained alone, and leaves the pack; the othe
 run checkpoints as itself, so an interrupted pack resumes packed or one run at a time.
 
 A model ``torch.func`` cannot vectorize (data-dependent control flow, in-place tricks on
-buffers) falls back to one run at a time with a :class:`PackingWarning`.
+buffers) falls back to one run at a time with a :class:`PackingWarning`. The runs of a pack share
+their precision; channels-last layout and ``torch.compile`` apply to their evaluation only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from harness import checkpoint
+from harness.errors import ConfigError
 from harness.regularizers import build_regularizers
 from harness.results import check_writable
 from harness.runner import (
@@ -42,6 +44,7 @@ from harness.runner import (
     Training,
     check_run,
     completed_run,
+    computing_in,
     execute,
     finish_run,
     model_options,
@@ -66,6 +69,7 @@ class PackKey:
     epochs: int
     holdout_fraction: float
     subset_fraction: float | None
+    precision: str
 
 
 def pack_key(config: RunConfig) -> PackKey:
@@ -81,6 +85,7 @@ def pack_key(config: RunConfig) -> PackKey:
         config.epochs,
         max((r.holdout_fraction for r in regularizers), default=0.0),
         config.subset[0] if config.subset else None,
+        config.precision,
     )
 
 
@@ -89,9 +94,15 @@ def group_packs(configs: list[RunConfig], size: int) -> list[list[RunConfig]]:
     in the order of each pack's first run."""
     if size < 1:
         raise ValueError(f"a pack holds at least one run, got {size}")
-    groups: dict[PackKey, list[RunConfig]] = {}
+    if size == 1:
+        return [[config] for config in configs]
+    groups: dict[PackKey | str, list[RunConfig]] = {}
     for config in configs:
-        groups.setdefault(pack_key(config), []).append(config)
+        try:
+            key = pack_key(config)
+        except ConfigError:  # it cannot run: alone, where its run records the error
+            key = config.run_id
+        groups.setdefault(key, []).append(config)
     packs = [group[start : start + size] for group in groups.values() for start in range(0, len(group), size)]
     order = {config.run_id: position for position, config in enumerate(configs)}
     return sorted(packs, key=lambda pack: order[pack[0].run_id])
@@ -182,7 +193,9 @@ class PackedStep:
         """Train every active run on its batch (training-set positions ``indices[k]``); the summed loss."""
         inputs = torch.stack([t.batches(index) for t, index in zip(self.active, indices)])
         labels = torch.stack([t.batches.labels[index] for t, index in zip(self.active, indices)])
-        logits = self.forward(inputs)
+        first = self.active[0]
+        with computing_in(first.config.precision, first.device):
+            logits = self.forward(inputs).float()
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
         loss = losses.mean(1).sum()
         for t in self.active:

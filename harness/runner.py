@@ -4,6 +4,7 @@ row per training example."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
 from dataclasses import asdict, dataclass, replace
@@ -27,9 +28,19 @@ from harness.schema import EPOCHS_SCHEMA, EXAMPLES_SCHEMA, RUNS_SCHEMA
 EVAL_BATCH = 1024
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+"""fp32: float32 throughout; tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU
+computes in float32); bf16: autocast to bfloat16 matrix products and convolutions, with float32
+weights, BatchNorm and loss."""
+
+EXECUTION_OPTIONS = ("channels_last", "compile")
+"""Fields of :class:`RunConfig` that say how a run computes, not what: recorded in ``runs``, not hashed."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run's result; its hash is the ``run_id``."""
+    """Everything that defines a run's result; its hash is the ``run_id`` (the execution options
+    ``channels_last`` and ``compile`` are recorded, not hashed)."""
 
     model: str
     corruption: str = "none"
@@ -47,12 +58,22 @@ class RunConfig:
     subset: tuple[float, int] | None = None
     """(fraction, seed): train on a random fraction of the training examples; the others are
     evaluated too (for memorization estimates)."""
+    precision: str = "fp32"
+    """One of :data:`PRECISIONS`."""
+    channels_last: bool = False
+    """Channels-last memory layout of the model and its inputs (faster convolutions)."""
+    compile: bool = False
+    """``torch.compile`` the model for training and evaluation."""
 
     @property
     def run_id(self) -> str:
         fields = asdict(self)
+        for name in EXECUTION_OPTIONS:
+            del fields[name]
         if self.subset is None:  # runs on the whole training set keep the ids they had before subsets
             del fields["subset"]
+        if self.precision == "fp32":  # float32 runs keep the ids they had before precisions
+            del fields["precision"]
         return config_id(fields)
 
 
@@ -98,6 +119,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
         raise ConfigError(f"--lr must be positive, got {lr}")
     if config.subset is not None and not 0.0 < config.subset[0] < 1.0:
         raise ConfigError(f"the subset fraction must be in (0, 1), got {config.subset[0]}")
+    if config.precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
     subset = None if config.subset is None else (float(config.subset[0]), int(config.subset[1]))
     return replace(config, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
 
@@ -120,6 +143,30 @@ def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: 
     """The model, with the options regularizers ask for."""
     factory = get_registry().get("models", config.model).obj
     return factory(input_shape=input_shape, num_classes=num_classes, **model_options(config, regularizers))
+
+
+@contextlib.contextmanager
+def computing_in(precision: str, device: torch.device):
+    """Within the block, models compute in ``precision`` (one of :data:`PRECISIONS`)."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32":
+        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+    else:
+        yield
+
+
+def float32_batch_norm(model: torch.nn.Module) -> None:
+    """Make every BatchNorm of ``model`` normalize float32 input (under bfloat16 autocast too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(lambda module, args: (args[0].float(), *args[1:]))
 
 
 def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
@@ -149,7 +196,7 @@ def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
     loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
     correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
-        logits = model(inputs[start : start + EVAL_BATCH])
+        logits = model(inputs[start : start + EVAL_BATCH]).float()
         target = labels[start : start + EVAL_BATCH]
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
@@ -164,8 +211,9 @@ class BatchSource:
     """Training batches: precomputed model inputs, or raw images sent through the
     regularizers' transforms, then center crop and standardization."""
 
-    def __init__(self, data: ImageDataset, regularizers: list[Regularizer], device: torch.device, seed: int):
-        self.data = data
+    def __init__(self, data: ImageDataset, regularizers: list[Regularizer], device: torch.device, seed: int,
+                 channels_last: bool = False):
+        self.data, self.channels_last = data, channels_last
         self.transforms = [r for r in regularizers if r.transforms_batches]
         self.labels = torch.as_tensor(data.y_train, device=device)
         self.inputs = to_model_input(data.x_train, data).to(device)
@@ -173,6 +221,9 @@ class BatchSource:
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        return layout(self.batch(index), self.channels_last)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
         if not self.transforms:
             return self.inputs[index]
         images = self.raw[index]
@@ -181,6 +232,11 @@ class BatchSource:
         if self.data.crop and images.shape[-1] != self.data.crop:
             images = center_crop(images, self.data.crop)
         return standardize_per_image(images) if self.data.standardize else images
+
+
+def layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``images`` (N, C, H, W) in channels-last memory layout when asked, else as they are."""
+    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images
 
 
 class Training:
@@ -199,11 +255,17 @@ class Training:
         train, holdout = split_holdout(in_subset, holdout_fraction)
         torch.manual_seed(config.seed)
         self.model = build_model(config, data.input_shape, data.num_classes, regularizers).to(device)
+        if config.precision == "bf16":
+            float32_batch_norm(self.model)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        """The model as it is called (compiled or not); ``model`` is what checkpoints save."""
         optimizer_options = {}
         for regularizer in regularizers:
             optimizer_options.update(regularizer.optimizer_options())
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum, **optimizer_options)
-        self.batches = BatchSource(train, regularizers, device, config.seed)
+        self.batches = BatchSource(train, regularizers, device, config.seed, config.channels_last)
         self.evaluations = {"train": (self.batches.inputs, self.batches.labels)}
         for name, split in (("test", data), ("holdout", holdout)):
             if split is not None and len(split.y_test):
@@ -254,7 +316,10 @@ class Training:
         if split not in self.evaluations:
             return None, None
         offset = self.example_offsets.get(split)
-        return evaluate(self.model, *self.evaluations[split], None if offset is None else self.examples.observer(offset))
+        inputs, labels = self.evaluations[split]
+        with computing_in(self.config.precision, self.device):
+            return evaluate(self.forward, layout(inputs, self.config.channels_last), labels,
+                            None if offset is None else self.examples.observer(offset))
 
     def examples_table(self, run_id: str) -> pa.Table:
         """The ``examples`` rows of the epochs finished so far."""
@@ -310,7 +375,9 @@ class Training:
         while not self.finished:
             epoch, lr, batches = self.start_epoch()
             for b, index in enumerate(batches):
-                loss = F.cross_entropy(self.model(self.batches(index)), self.batches.labels[index])
+                with computing_in(self.config.precision, self.device):
+                    logits = self.forward(self.batches(index))
+                loss = F.cross_entropy(logits.float(), self.batches.labels[index])
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -374,6 +441,7 @@ def start_run(config: RunConfig, results_dir: Path, data_root: Path | None, devi
         "torch_version": torch.__version__,
         "resumed_from_epoch": resumed_from_epoch,
         "pack_size": pack_size,
+        **{k: getattr(config, k) for k in ("precision", "channels_last", "compile")},
         "status": "interrupted",
     }
     return StartedRun(config, training, row, saved, Path(results_dir), time.perf_counter())

@@ -52,6 +52,9 @@ RUNS_SCHEMA = schema(
     column("torch_version", pa.string(), "torch version"),
     column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
     column("pack_size", pa.int64(), "runs trained together as one vectorized model when this run started (1: alone)"),
+    column("precision", pa.string(), "fp32, tf32 or bf16 (autocast: bfloat16 products, float32 weights, BatchNorm, loss)"),
+    column("channels_last", pa.bool_(), "channels-last memory layout of the model and its inputs"),
+    column("compile", pa.bool_(), "the model was compiled with torch.compile"),
 )
 
 EPOCHS_SCHEMA = schema(

@@ -18,12 +18,16 @@ Spec format::
     epochs = 60
 
 Keys: plugin, corruption, corrupt_prob, dataset, regularizers, seed, train_size,
-test_size, epochs, batch_size, lr, lr_decay, momentum. A key may appear in the grid
+test_size, epochs, batch_size, lr, lr_decay, momentum, precision, channels_last, compile. A key may appear in the grid
 or in the overrides, not both.
 
 To sweep a union of grids (e.g. Table 1, where only some models take random crops),
 write several ``[[grid]]`` tables instead of one ``[grid]``: each is expanded on its
 own and the runs of all of them are taken together (duplicates once).
+
+    # Optional: train runs that share model, data sizes and schedule K at a time as one
+    # vectorized model (the command line's --pack wins; see harness.packing).
+    pack = 4
 
     # Optional: where the runs go (the command line's --executor/--executor-option win).
     [executor]
@@ -42,12 +46,13 @@ from __future__ import annotations
 import itertools
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.checkpoint import checkpoint_path, saved_epochs, sigterm_as_interrupt
 from harness.errors import ConfigError
-from harness.executors import ExecutorSettings, Result, make_executor, parse_option
+from harness.executors import ExecutorSettings, Pack, Result, make_executor, parse_option
+from harness.packing import group_packs
 from harness.regularizers import build_regularizers
 from harness.results import check_writable, read_row
 from harness.runner import RunConfig, resolve_config
@@ -66,6 +71,9 @@ OPTION_TO_FIELD = {
     "lr": "lr",
     "lr_decay": "lr_decay",
     "momentum": "momentum",
+    "precision": "precision",
+    "channels_last": "channels_last",
+    "compile": "compile",
 }
 
 
@@ -91,8 +99,8 @@ def to_config(options: dict) -> RunConfig:
 
 def expand(spec: dict) -> list[RunConfig]:
     """The runs of a parsed spec: every grid combination with the overrides, in order, once each."""
-    check_keys(set(spec) - {"grid", "overrides", "executor"},
-               "the top level (only [grid], [overrides] and [executor] are allowed)")
+    check_keys(set(spec) - {"grid", "overrides", "executor", "pack"},
+               "the top level (only [grid], [overrides], [executor] and pack are allowed)")
     overrides = spec.get("overrides", {})
     check_keys(overrides, "[overrides]")
     grids = spec.get("grid", [{}])
@@ -119,16 +127,23 @@ class Sweep:
     configs: list[RunConfig]
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
+    pack: int = 1
 
-    def with_command_line(self, executor: str | None, options: list[str]) -> Sweep:
-        """The command line's executor and ``KEY=VALUE`` options win over the spec's.
+    def with_command_line(self, executor: str | None, options: list[str], pack: int | None = None) -> Sweep:
+        """The command line's executor, ``KEY=VALUE`` options and pack size win over the spec's.
 
         Another executor than the spec's starts from no options; the same one adds to them.
         """
         name = executor or self.executor
         merged = dict(self.executor_options) if name == self.executor else {}
         merged.update(parse_option(option) for option in options)
-        return Sweep(self.configs, name, merged)
+        return Sweep(self.configs, name, merged, self.pack if pack is None else pack)
+
+    def with_run_options(self, **options) -> Sweep:
+        """Every run with ``options`` (RunConfig fields; None: as the spec says), checked again."""
+        changes = {name: value for name, value in options.items() if value is not None}
+        configs = [resolve_config(replace(config, **changes)) for config in self.configs] if changes else self.configs
+        return Sweep(configs, self.executor, self.executor_options, self.pack)
 
 
 def load_sweep(path: Path) -> Sweep:
@@ -142,7 +157,10 @@ def load_sweep(path: Path) -> Sweep:
     for config in configs:
         build_regularizers(config.regularizers)
     options = dict(spec.get("executor", {}))
-    return Sweep(configs, options.pop("name", "local"), options)
+    pack = spec.get("pack", 1)
+    if not isinstance(pack, int) or isinstance(pack, bool) or pack < 1:
+        raise SweepSpecError(f"pack must be a whole number of runs, at least 1, got {pack!r}")
+    return Sweep(configs, options.pop("name", "local"), options, pack)
 
 
 def load_spec(path: Path) -> list[RunConfig]:
@@ -182,10 +200,14 @@ def run_sweep(
     runs_per_gpu: int = 1,
     on_progress=lambda counts: None,
     poll_seconds: float = 1.0,
+    pack: int = 1,
 ) -> SweepSummary:
     """Run every configuration not yet completed on ``executor``, calling ``on_result`` as each lands.
 
-    Completed runs are reported as ``skipped`` and never submitted. ``on_progress`` gets the
+    With ``pack`` K > 1, runs that share model, data sizes and schedule train K at a time as one
+    vectorized model, one task per pack (:mod:`harness.packing`); their results land when the
+    task ends (their files as each run stops). Completed runs are reported as ``skipped`` and
+    never submitted. ``on_progress`` gets the
     counts of ``queued``, ``running`` and ``done`` runs every ``poll_seconds``. On Ctrl-C the
     submitted tasks are cancelled (``summary.cancelled`` of them) and the summary says
     ``interrupted``; running the sweep again resumes it (interrupted runs from their checkpoints).
@@ -210,7 +232,7 @@ def run_sweep(
     engine = make_executor(executor, settings, executor_options)
     with sigterm_as_interrupt():  # a scheduler's stop: cancel and shut the workers down, as on Ctrl-C
         try:
-            engine.submit(todo)
+            engine.submit([Pack(tuple(runs)) for runs in group_packs(todo, pack)])
             while len(summary.results) < len(configs):
                 for result in engine.wait(poll_seconds):
                     finish(result)

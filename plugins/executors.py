@@ -13,14 +13,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from harness import hookimpl
 from harness.executors import (
     ExecutorSettings,
+    Pack,
     Result,
     check_options,
     gpu_slots,
-    record_failure,
+    record_failures,
     task_for,
     visible_gpus,
 )
-from harness.runner import RunConfig
 
 worker_interrupted = False
 """Set in a worker process once Ctrl-C reached it, so it starts none of its queued runs."""
@@ -35,18 +35,19 @@ def init_worker(threads: int, gpus) -> None:
     torch.set_num_threads(threads)
 
 
-def run_in_worker(task, config: RunConfig) -> Result:
-    """A run in a worker process of the pool; none starts once Ctrl-C reached the worker."""
+def run_in_worker(task, pack: Pack) -> list[Result]:
+    """A pack's runs in a worker process of the pool; none starts once Ctrl-C reached the worker."""
     global worker_interrupted
     if worker_interrupted:
-        return Result(config, "interrupted")
-    result = task(config)
-    worker_interrupted = result.status == "interrupted"
-    return result
+        return [Result(config, "interrupted") for config in pack.configs]
+    results = task(pack)
+    worker_interrupted = any(result.status == "interrupted" for result in results)
+    return results
 
 
 class LocalExecutor:
-    """Worker processes of this machine: ``jobs`` runs at once, or in this process when ``jobs`` is 1.
+    """Worker processes of this machine: ``jobs`` tasks (runs or packs) at once, or in this process when
+    ``jobs`` is 1.
 
     With ``--device cuda``, one worker per GPU slot: every visible GPU ``runs_per_gpu`` times,
     each worker seeing only its own GPU. Ctrl-C in a terminal reaches the workers too (same
@@ -60,8 +61,8 @@ class LocalExecutor:
         gpus = visible_gpus() if settings.device == "cuda" else []
         slots = gpu_slots(gpus, settings.runs_per_gpu) if gpus else []
         self.workers = len(slots) or settings.jobs
-        self.inline: list[RunConfig] = []
-        self.pending: dict[Future, RunConfig] = {}
+        self.inline: list[Pack] = []
+        self.pending: dict[Future, Pack] = {}
         self.pool = None
         if self.workers > 1 or slots:
             context = multiprocessing.get_context("spawn")
@@ -74,38 +75,40 @@ class LocalExecutor:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=init_worker,
                                             initargs=(threads, slot_queue))
 
-    def submit(self, configs: list[RunConfig]) -> None:
+    def submit(self, packs: list[Pack]) -> None:
         if self.pool is None:
-            self.inline.extend(configs)
+            self.inline.extend(packs)
             return
-        for config in configs:
-            self.pending[self.pool.submit(run_in_worker, self.task, config)] = config
+        for pack in packs:
+            self.pending[self.pool.submit(run_in_worker, self.task, pack)] = pack
 
     def wait(self, timeout: float) -> list[Result]:
         if self.pool is None:
-            result = self.task(self.inline.pop(0))
-            if result.status == "interrupted":
+            results = self.task(self.inline.pop(0))
+            if any(result.status == "interrupted" for result in results):
                 raise KeyboardInterrupt
-            return [result]
+            return results
         done, _ = wait(self.pending, timeout, return_when=FIRST_COMPLETED)
-        return [self.collect(future, self.pending.pop(future)) for future in done]
+        return [result for future in done for result in self.collect(future, self.pending.pop(future))]
 
-    def collect(self, future: Future, config: RunConfig) -> Result:
-        """A worker's result; a worker that died (killed, out of memory) makes a failed run."""
+    def collect(self, future: Future, pack: Pack) -> list[Result]:
+        """A worker's results; a worker that died (killed, out of memory) makes failed runs."""
         try:
             return future.result()
         except Exception as error:  # noqa: BLE001 -- e.g. BrokenProcessPool: recorded, retried next sweep
-            return record_failure(self.settings.results_dir, config,
-                                  f"worker process died: {type(error).__name__}: {error}")
+            return record_failures(self.settings.results_dir, pack,
+                                   f"worker process died: {type(error).__name__}: {error}")
 
     def counts(self) -> dict[str, int]:
         if self.pool is None:
-            return {"queued": len(self.inline), "running": 0}
-        running = min(self.workers, sum(future.running() for future in self.pending))
-        return {"queued": len(self.pending) - running, "running": running}
+            return {"queued": sum(map(len, self.inline)), "running": 0}
+        running = [pack for future, pack in self.pending.items() if future.running()][: self.workers]
+        running_runs = sum(map(len, running))
+        return {"queued": sum(map(len, self.pending.values())) - running_runs, "running": running_runs}
 
     def cancel(self) -> int:
-        cancelled = len(self.inline) + sum(future.cancel() for future in self.pending)
+        cancelled = sum(map(len, self.inline))
+        cancelled += sum(len(pack) for future, pack in self.pending.items() if future.cancel())
         self.inline.clear()
         return cancelled
 

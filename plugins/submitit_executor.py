@@ -1,4 +1,4 @@
-"""The ``submitit`` executor: one Slurm job per run, submitted as a job array.
+"""The ``submitit`` executor: one Slurm job per task (a run, or a pack of runs), submitted as a job array.
 
 Options are submitit's own (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``,
 ``slurm_partition``, ``slurm_array_parallelism``, ...), plus ``cluster`` (``slurm``, or
@@ -16,8 +16,16 @@ import submitit
 from submitit.core import plugins
 from submitit.helpers import Checkpointable
 
-from harness.executors import ExecutorError, ExecutorSettings, Result, RunTask, check_options, record_failure, task_for
-from harness.runner import RunConfig
+from harness.executors import (
+    ExecutorError,
+    ExecutorSettings,
+    Pack,
+    Result,
+    RunTask,
+    check_options,
+    record_failures,
+    task_for,
+)
 
 POLL_SECONDS = 0.5
 
@@ -53,11 +61,11 @@ class SubmititExecutor:
         self.limit = settings.jobs if local else None
         threads = options.get("cpus_per_task") or (max(1, (os.cpu_count() or 1) // settings.jobs) if local else None)
         self.task = CheckpointableRunTask(**vars(task_for(settings, threads)))
-        self.waiting: list[RunConfig] = []
-        self.jobs: dict[submitit.Job, RunConfig] = {}
+        self.waiting: list[Pack] = []
+        self.jobs: dict[submitit.Job, Pack] = {}
 
-    def submit(self, configs: list[RunConfig]) -> None:
-        self.waiting.extend(configs)
+    def submit(self, packs: list[Pack]) -> None:
+        self.waiting.extend(packs)
         self.fill()
 
     def fill(self) -> None:
@@ -67,7 +75,7 @@ class SubmititExecutor:
         if not batch:
             return
         with self.executor.batch():
-            jobs = [self.executor.submit(self.task, config) for config in batch]
+            jobs = [self.executor.submit(self.task, pack) for pack in batch]
         self.jobs.update(zip(jobs, batch))
 
     def wait(self, timeout: float) -> list[Result]:
@@ -77,24 +85,25 @@ class SubmititExecutor:
             if done or time.monotonic() >= deadline:
                 break
             time.sleep(POLL_SECONDS)
-        results = [self.collect(job, self.jobs.pop(job)) for job in done]
+        results = [result for job in done for result in self.collect(job, self.jobs.pop(job))]
         self.fill()
         return results
 
-    def collect(self, job: submitit.Job, config: RunConfig) -> Result:
+    def collect(self, job: submitit.Job, pack: Pack) -> list[Result]:
         try:
             return job.result()
         except Exception as error:  # noqa: BLE001 -- a lost job is recorded as failed, retried next sweep
             reason = str(error).strip().splitlines()
-            return record_failure(self.settings.results_dir, config,
-                                  f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}")
+            return record_failures(self.settings.results_dir, pack,
+                                   f"job {job.job_id} failed: {type(error).__name__}: {reason[-1] if reason else ''}")
 
     def counts(self) -> dict[str, int]:
-        running = sum(job.state == "RUNNING" for job in self.jobs)  # Slurm's and the local processes' word
-        return {"queued": len(self.waiting) + len(self.jobs) - running, "running": running}
+        running = sum(len(pack) for job, pack in self.jobs.items() if job.state == "RUNNING")  # Slurm's word
+        queued = sum(map(len, self.waiting)) + sum(map(len, self.jobs.values())) - running
+        return {"queued": queued, "running": running}
 
     def cancel(self) -> int:
-        cancelled = len(self.waiting) + len(self.jobs)
+        cancelled = sum(map(len, self.waiting)) + sum(map(len, self.jobs.values()))
         for job in self.jobs:
             job.cancel(check=False)
         self.waiting.clear()

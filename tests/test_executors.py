@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from harness import sweep
 from harness.cli import create_app
-from harness.executors import ExecutorError, ExecutorSettings, gpu_slots, make_executor, parse_option
+from harness.executors import ExecutorError, ExecutorSettings, Pack, gpu_slots, make_executor, parse_option
 from harness.registry import get_registry
 from harness.runner import RunConfig, resolve_config
 from harness.sweep import load_sweep, run_sweep, sweep_status
@@ -150,7 +150,7 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
         executor = make_executor("submitit", ExecutorSettings(tmp_path, device="cuda"),
                                  {"cluster": "slurm", "slurm_partition": "gpu", "timeout_min": 30,
                                   "slurm_array_parallelism": 2})
-        executor.submit(configs)
+        executor.submit([Pack((config,)) for config in configs])
         jobs = list(executor.jobs)
         assert len(jobs) == 3 and len({job.job_id.split("_")[0] for job in jobs}) == 1  # one array
         sbatch = next((tmp_path / "logs").rglob("*_submission.sh")).read_text()

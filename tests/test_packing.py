@@ -5,14 +5,17 @@ import shutil
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
 from harness import packing
+from harness.cli import create_app
 from harness.data import prepare_data
 from harness.packing import PackedStep, PackingWarning, execute_pack, group_packs
 from harness.registry import Entry, get_registry
 from harness.regularizers import build_regularizers
 from harness.results import read_table
 from harness.runner import RunConfig, Training, check_run, execute, resolve_config
+from harness.sweep import load_sweep, run_sweep
 
 DIGITS = dict(dataset="digits", train_size=500, test_size=100, batch_size=128, epochs=3)
 VARIED = [
@@ -207,3 +210,45 @@ def test_packs_group_runs_that_share_model_data_and_schedule():
     for pack in packs:
         assert len({packing.pack_key(c) for c in pack}) == 1
     assert sorted(c.run_id for p in packs for c in p) == sorted(c.run_id for c in runs)
+
+
+SPEC = """pack = 2
+[grid]
+plugin = ["mlp_1x512"]
+seed = [0, 1, 2]
+[overrides]
+dataset = "digits"
+train_size = 100
+test_size = 50
+epochs = 1
+"""
+
+
+def test_a_sweep_trains_its_packs_as_tasks_and_counts_runs(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC)
+    progress = []
+    summary = run_sweep(load_sweep(spec).configs, tmp_path / "r", device="cpu", pack=2, on_progress=progress.append)
+    assert summary.count("completed") == 3
+    assert all(c["queued"] + c["running"] + c["done"] == 3 for c in progress) and progress[-1]["done"] == 3
+    rows = read_table(tmp_path / "r", "runs").to_pylist()
+    assert sorted(r["pack_size"] for r in rows) == [1, 2, 2] and {r["status"] for r in rows} == {"completed"}
+
+
+def test_pack_on_the_command_line_wins_and_the_cpu_gets_one_note(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SPEC)
+    app, results = create_app(), tmp_path / "r"
+    result = CliRunner().invoke(
+        app, ["sweep", str(spec), "--results-dir", str(results), "--device", "cpu", "--pack", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 runs in packs of 3" in " ".join(result.output.split())
+    notes = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert notes == [
+        "warning: --pack 3 on the CPU: packed runs train slower there than one after another (packing is for GPUs)"
+    ]
+    assert [r["pack_size"] for r in read_table(results, "runs").to_pylist()] == [3, 3, 3]
+    spec.write_text(SPEC.replace("pack = 2", "pack = 0"))
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--results-dir", str(results)])
+    assert result.exit_code == 2 and "pack must be a whole number of runs, at least 1, got 0" in result.stderr

@@ -107,3 +107,24 @@ def write_section(path: Path, name: str, body: str) -> None:
 
     changed = replace_section(path, name, body)
     console.print(f"{path}: section {name} " + ("rewritten" if changed else "already up to date"), highlight=False)
+
+
+PackOption = typer.Option(
+    None, "--pack", min=1,
+    help="Train runs that share model, data sizes and schedule K at a time as one vectorized model (for GPUs).",
+)
+
+
+def note_packing_on_cpu(pack: int, device: str) -> None:
+    """One line when packing is asked for where it is slower: on the CPU."""
+    from harness.runner import resolve_device
+
+    if pack > 1 and resolve_device(device).type == "cpu":
+        warn(f"--pack {pack} on the CPU: packed runs train slower there than one after another (packing is for GPUs)")
+
+
+PrecisionOption = typer.Option(
+    None, "--precision", help="fp32 (default), tf32 (CUDA) or bf16 (autocast; float32 weights, BatchNorm and loss)."
+)
+ChannelsLastOption = typer.Option(None, "--channels-last", help="Channels-last layout of models and inputs.")
+CompileOption = typer.Option(None, "--compile", help="torch.compile the model for training and evaluation.")

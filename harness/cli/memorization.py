@@ -9,7 +9,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail, wide_console
+from harness.cli.common import (
+    DataRootOption,
+    DeviceOption,
+    PackOption,
+    ResultsDirOption,
+    console,
+    err_console,
+    fail,
+    note_packing_on_cpu,
+    wide_console,
+)
 
 
 def memorization_command(
@@ -29,6 +39,7 @@ def memorization_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Models trained at once, each in a worker process."),
     executor: str = typer.Option("local", "--executor", help="Sweep executor that trains the models: local, submitit, ray, ..."),
     executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE for the executor, repeatable."),
+    pack: int | None = PackOption,
     device: str = DeviceOption,
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
@@ -41,6 +52,8 @@ def memorization_command(
 
     config = MemorizationConfig(plugin, dataset, corruption, corrupt_prob, seed, train_size, test_size, models,
                                 subset_fraction, epochs, batch_size, lr, lr_decay)
+    pack = pack or 1
+    note_packing_on_cpu(pack, device)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console) as progress:
@@ -52,7 +65,7 @@ def memorization_command(
                     progress.console.print(format_result(result), highlight=False, soft_wrap=True)
 
             outcome = estimate(config, results_dir, data_root, device, jobs, on_result, executor,
-                               dict(parse_option(option) for option in executor_option))
+                               dict(parse_option(option) for option in executor_option), pack=pack)
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)
     score = outcome.table.column("score").to_numpy(zero_copy_only=False)

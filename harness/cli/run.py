@@ -61,6 +61,10 @@ def run_command(
     data_root: Path | None = DataRootOption,
     results_dir: Path = ResultsDirOption,
     force: bool = typer.Option(False, help="Run again even if this configuration already completed."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32, tf32 (CUDA) or bf16 (autocast; float32 weights, BatchNorm and loss)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last layout of the model and inputs."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model for training and evaluation."),
 ):
     """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
     from harness.runner import RunConfig, execute
@@ -68,7 +72,8 @@ def run_command(
     config = RunConfig(
         model=plugin, corruption=corruption, dataset=dataset, corrupt_prob=corrupt_prob,
         regularizers=tuple(regularizer), seed=seed, train_size=train_size, test_size=test_size,
-        epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+        epochs=epochs, batch_size=batch_size, lr=lr, lr_decay=lr_decay, precision=precision,
+        channels_last=channels_last, compile=compile_model,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[stats]}"))
     try:

@@ -8,7 +8,19 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail
+from harness.cli.common import (
+    ChannelsLastOption,
+    CompileOption,
+    DataRootOption,
+    DeviceOption,
+    PackOption,
+    PrecisionOption,
+    ResultsDirOption,
+    console,
+    err_console,
+    fail,
+    note_packing_on_cpu,
+)
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -23,14 +35,21 @@ def sweep_command(
     status: bool = typer.Option(False, "--status", help="Show what is completed, started, failed and missing; run nothing."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start interrupted runs over, not from their checkpoints."),
     runs_per_gpu: int = typer.Option(1, "--runs-per-gpu", min=1, help="Runs at once on each GPU (local executor, --device cuda)."),
+    pack: int | None = PackOption,
+    precision: str | None = PrecisionOption,
+    channels_last: bool | None = ChannelsLastOption,
+    compile_model: bool | None = CompileOption,
 ):
     """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
-    sweep = load_sweep(spec).with_command_line(executor, executor_option)
+    sweep = load_sweep(spec).with_command_line(executor, executor_option, pack).with_run_options(
+        precision=precision, channels_last=channels_last, compile=compile_model)
     if status:
         for line in format_status(sweep_status(sweep.configs, results_dir)):
             console.print(line, highlight=False, soft_wrap=True)
         return
-    console.print(f"sweep {spec}: {len(sweep.configs)} runs on {sweep.executor} -> {results_dir}", highlight=False)
+    note_packing_on_cpu(sweep.pack, device)
+    packed = f" in packs of {sweep.pack}" if sweep.pack > 1 else ""
+    console.print(f"sweep {spec}: {len(sweep.configs)} runs{packed} on {sweep.executor} -> {results_dir}", highlight=False)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[stats]}"))
     with Progress(*columns, console=err_console) as progress:
@@ -44,7 +63,7 @@ def sweep_command(
             progress.update(task, stats=", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done")))
 
         summary = run_sweep(sweep.configs, results_dir, data_root, device, jobs, on_result, sweep.executor,
-                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress)
+                            sweep.executor_options, not no_resume, runs_per_gpu, on_progress, pack=sweep.pack)
     for result in summary.failed:
         err_console.print(f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
                           highlight=False, soft_wrap=True)
