@@ -162,7 +162,7 @@ class PackedStep:
     def __init__(self, trainings: list[Training]):
         self.generators: list[torch.Generator] = []
         self.template = packed_template(trainings[0].model, self.generators)
-        self.active = list(trainings)
+        self.active: list[Training] = []
         self.set_active(trainings)
 
     def set_active(self, trainings: list[Training]) -> None:

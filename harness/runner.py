@@ -29,7 +29,7 @@ EVAL_BATCH = 1024
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-"""fp32: float32 throughout; tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU
+"""fp32: float32 throughout (on CUDA too, where PyTorch lets cuDNN use TensorFloat-32 by default); tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU
 computes in float32); bf16: autocast to bfloat16 matrix products and convolutions, with float32
 weights, BatchNorm and loss."""
 
@@ -151,15 +151,13 @@ def computing_in(precision: str, device: torch.device):
     if precision == "bf16":
         with torch.autocast(device.type, dtype=torch.bfloat16):
             yield
-    elif precision == "tf32":
-        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-    else:
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"  # fp32 is fp32
+    try:
         yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 def float32_batch_norm(model: torch.nn.Module) -> None:

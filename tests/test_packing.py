@@ -252,3 +252,21 @@ def test_pack_on_the_command_line_wins_and_the_cpu_gets_one_note(tmp_path):
     spec.write_text(SPEC.replace("pack = 2", "pack = 0"))
     result = CliRunner().invoke(app, ["sweep", str(spec), "--results-dir", str(results)])
     assert result.exit_code == 2 and "pack must be a whole number of runs, at least 1, got 0" in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_pack_on_cuda_trains_as_its_runs_alone(tmp_path, precision):
+    """Without dropout (on CUDA a run alone draws its masks with the fused kernel, a pack with bernoulli)."""
+    runs = [RunConfig(**{**vars(c), "precision": precision}) for c in configs("alexnet")]
+    outcomes = execute_pack(runs, tmp_path / "packed", device="cuda")
+    for config, outcome in zip(runs, outcomes):
+        execute(config, tmp_path / "alone", device="cuda")
+        assert outcome.row["pack_size"] == 3 and outcome.row["device"].startswith("cuda")
+        assert_same_training(
+            epoch_rows(tmp_path / "packed", config.run_id),
+            epoch_rows(tmp_path / "alone", config.run_id),
+            outcome.row["train_size"],
+            1e-4 if precision == "fp32" else 1e-2,
+        )

@@ -26,6 +26,7 @@ class RichRunProgress:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.epochs = self.batches = None
+        self.shown_loss = None  # the loss shown next: ten steps old, so reading it does not wait for the device
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
@@ -35,7 +36,9 @@ class RichRunProgress:
         if batch == 1:
             self.progress.reset(self.batches)
         if batch % 10 == 0:
-            self.progress.update(self.batches, completed=batch, stats=f"loss {loss.item():.3f}")
+            stats = f"loss {self.shown_loss.item():.3f}" if self.shown_loss is not None else ""
+            self.progress.update(self.batches, completed=batch, stats=stats)
+            self.shown_loss = loss.detach()
         else:
             self.progress.update(self.batches, completed=batch)
 
