@@ -270,3 +270,33 @@ def test_a_pack_on_cuda_trains_as_its_runs_alone(tmp_path, precision):
             outcome.row["train_size"],
             1e-4 if precision == "fp32" else 1e-2,
         )
+
+
+def test_memorization_models_train_in_packs(tmp_path):
+    args = [
+        "memorization",
+        "--plugin",
+        "mlp_1x512",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "100",
+        "--test-size",
+        "20",
+        "--models",
+        "3",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+        "--pack",
+        "3",
+    ]
+    result = CliRunner().invoke(create_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "100 examples, 3 models" in " ".join(result.stdout.split())
+    assert [r["pack_size"] for r in read_table(tmp_path, "runs").to_pylist()] == [3, 3, 3]
