@@ -143,7 +143,10 @@ def main() -> None:
         "--options", nargs="*", default=["bf16", "bf16+channels_last", "compile"], choices=list(OPTIONS)
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.dataset == "synthetic" and "synthetic" not in get_registry().names("datasets"):
         get_registry().add("datasets", "synthetic", synthetic_cifar, "benchmarks/pack_throughput.py")
     console = Console()
