@@ -20,7 +20,7 @@ from harness.sweep import load_sweep, run_sweep
 DIGITS = dict(dataset="digits", train_size=500, test_size=100, batch_size=128, epochs=3)
 VARIED = [
     dict(seed=0, corruption="random_labels", regularizers=("weight_decay=5e-4", "random_crop")),
-    dict(seed=1, corruption="none", lr_decay=0.9, regularizers=("random_crop",)),
+    dict(seed=1, corruption="none", lr=0.02, lr_decay=0.9, regularizers=("random_crop",)),
     dict(seed=2, corruption="random_labels", corrupt_prob=0.5, momentum=0.5, regularizers=("weight_decay=1e-3",)),
 ]
 
