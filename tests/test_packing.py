@@ -26,7 +26,7 @@ VARIED = [
 
 
 def configs(model: str, **extra) -> list[RunConfig]:
-    return [resolve_config(RunConfig(model=model, **DIGITS, **run, **extra)) for run in VARIED]
+    return [resolve_config(RunConfig(model=model, **DIGITS, **{**run, **extra})) for run in VARIED]
 
 
 def epoch_rows(results_dir, run_id: str) -> list[dict]:
@@ -70,9 +70,11 @@ def test_every_run_of_a_pack_trains_as_it_would_alone(tmp_path, model, dropout):
 def test_every_run_of_an_inception_pack_trains_as_it_would_alone(tmp_path):
     """BatchNorm's backward at initialization is a difference of nearly equal terms: it turns the
     float32 rounding of grouped against plain convolutions (1e-6 in the logits) into 1e-3 in the
-    gradients, and the losses part by up to 3e-4 in 3 epochs (in float64 the packed step equals the
-    lone one: see the next test). Slow: about 2.5 minutes on a loaded 2-core CPU."""
-    check_pack_against_alone(tmp_path, configs("inception"), 1e-3)
+    gradients (in float64 the packed step equals the lone one: see the next test). At Inception's
+    default lr 0.1 that moves near-chance accuracies by up to 13 of 500 examples in the first epoch;
+    at lr 0.01 (here) the losses stay within 1e-3 and the accuracies within one example. Slow: about
+    2 minutes on a loaded 2-core CPU."""
+    check_pack_against_alone(tmp_path, configs("inception", lr=0.01), 1e-3)
 
 
 @pytest.mark.parametrize(("model", "regularizers"), [("inception", ()), ("alexnet", ("dropout=0.5",))])
