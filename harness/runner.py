@@ -29,9 +29,9 @@ EVAL_BATCH = 1024
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
-"""fp32: float32 throughout (on CUDA too, where PyTorch lets cuDNN use TensorFloat-32 by default); tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU
-computes in float32); bf16: autocast to bfloat16 matrix products and convolutions, with float32
-weights, BatchNorm and loss."""
+"""fp32: float32 throughout (on CUDA too, where PyTorch lets cuDNN use TensorFloat-32 by default);
+tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU computes in float32); bf16:
+autocast to bfloat16 matrix products and convolutions, with float32 weights, BatchNorm and loss."""
 
 EXECUTION_OPTIONS = ("channels_last", "compile")
 """Fields of :class:`RunConfig` that say how a run computes, not what: recorded in ``runs``, not hashed."""
@@ -222,6 +222,7 @@ class BatchSource:
         return layout(self.batch(index), self.channels_last)
 
     def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """The training batch at positions ``index``, in the default memory layout."""
         if not self.transforms:
             return self.inputs[index]
         images = self.raw[index]
