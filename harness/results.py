@@ -7,10 +7,13 @@ Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -58,22 +61,42 @@ def check_writable(results_dir: Path) -> None:
         raise ResultsDirError(f"results folder {results_dir} is not writable: {error.strerror or error}") from None
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Within the block, Ctrl-C (SIGINT) and SIGTERM wait: one that arrives is delivered to its own
+    handler when the block ends (main thread only, where Python handles signals; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    handled = [number for number in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(number) is not None]
+    previous = {number: signal.signal(number, lambda number, frame: received.append(number)) for number in handled}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(received):
+            signal.raise_signal(number)
+
+
 def write_atomically(path: Path, write: Callable[[str], object]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
 
-    A reader sees the old file or the new one, never a partial one, and a write that fails (or
-    is interrupted) leaves nothing behind.
+    A reader sees the old file or the new one, never a partial one. Ctrl-C and SIGTERM take effect
+    once the file is in place, and a write that fails leaves nothing behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with interrupts_deferred():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from harness import checkpoint
-from harness.results import read_row
+from harness.results import read_row, write_atomically
 from harness.runner import RunConfig, RunProgress, execute, resolve_config
 
 # Dropout draws from torch's global generator, random_crop from the batch generator:
@@ -135,3 +136,15 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
     row = pq.read_table(next((results / "runs").glob("*.parquet"))).to_pylist()[0]
     assert row["status"] == "interrupted" and row["epochs"] >= 1
     assert torch.load(checkpoint.checkpoint_path(results, row["run_id"]), weights_only=True)["values"]["history"]
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_during_a_write_takes_effect_once_the_file_is_in_place(tmp_path, number):
+    def write(tmp):
+        os.kill(os.getpid(), number)  # arrives in the middle of the write
+        Path(tmp).write_text("whole")
+
+    with checkpoint.sigterm_as_interrupt(), pytest.raises(KeyboardInterrupt):
+        write_atomically(tmp_path / "table.parquet", write)
+    assert [p.name for p in tmp_path.iterdir()] == ["table.parquet"]
+    assert (tmp_path / "table.parquet").read_text() == "whole"

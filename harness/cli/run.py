@@ -97,7 +97,7 @@ def run_command(
         "fp32", "--precision", help="fp32, tf32 (CUDA) or bf16 (autocast; float32 weights, BatchNorm and loss)."
     ),
     channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last layout of the model and inputs."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model for training and evaluation."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training and evaluation."),
 ):
     """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
     from harness.runner import RunConfig, execute
@@ -118,7 +118,7 @@ def run_command(
         momentum=momentum,
         precision=precision,
         channels_last=channels_last,
-        compile=compile_model,
+        compile=compile,
     )
     columns = (
         TextColumn("{task.description}"),

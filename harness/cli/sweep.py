@@ -49,13 +49,13 @@ def sweep_command(
     pack: int | None = PackOption,
     precision: str | None = PrecisionOption,
     channels_last: bool | None = ChannelsLastOption,
-    compile_model: bool | None = CompileOption,
+    compile: bool | None = CompileOption,
 ):
     """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
     sweep = (
         load_sweep(spec)
         .with_command_line(executor, executor_option, log, pack)
-        .with_run_options(precision=precision, channels_last=channels_last, compile=compile_model)
+        .with_run_options(precision=precision, channels_last=channels_last, compile=compile)
     )
     if status:
         for line in format_status(sweep_status(sweep.configs, results_dir)):
