@@ -157,6 +157,19 @@ def register_commands(app: typer.Typer) -> None:
     """
 
 
+@hookspec
+def register_model_libraries(register: Register) -> None:
+    """Register architecture libraries, whose models are named ``LIBRARY:ARCH[,OPTION=VALUE...]``.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(name: str, library)``, where ``library`` is a
+        :class:`harness.architectures.ModelLibrary`: it lists its architecture names and builds
+        one for an input shape, a number of classes and constructor options.
+    """
+
+
 class RunEvents:
     """Events of one training run, delivered to the loggers asked for with ``--log``.
 

@@ -123,7 +123,7 @@ def resolve_config(config: RunConfig) -> RunConfig:
     if config.precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{config.precision}'")
     subset = None if config.subset is None else (float(config.subset[0]), int(config.subset[1]))
-    return replace(config, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
+    return replace(config, model=model.name, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
 
 
 def model_options(config: RunConfig, regularizers: list[Regularizer]) -> dict:
@@ -460,6 +460,7 @@ def start_run(
         data_root,
     )
     training = Training(config, data, regularizers, device)
+    model_entry = get_registry().get("models", config.model)
     saved = checkpoint.checkpoint_path(results_dir, config.run_id)
     if not resume:
         saved.unlink(missing_ok=True)
@@ -483,6 +484,8 @@ def start_run(
         "device": str(device),
         "harness_version": __version__,
         "torch_version": torch.__version__,
+        "model_library": model_entry.info.get("library"),
+        "model_library_version": model_entry.info.get("library_version"),
         "resumed_from_epoch": resumed_from_epoch,
         "pack_size": pack_size,
         **{k: getattr(config, k) for k in ("precision", "channels_last", "compile")},

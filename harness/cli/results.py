@@ -15,9 +15,11 @@ from harness.cli.common import (
     console,
     emit,
     format_cell,
+    warn,
     wide_console,
     write_section,
 )
+from harness.errors import ConfigError
 from harness.registry import KINDS, get_registry
 from harness.results import read_table
 
@@ -40,14 +42,29 @@ RESULT_COLUMNS = (
 )
 
 
-def plugins_command(output_format: OutputFormat = FormatOption):
-    """List every registered model, dataset, corruption, regularizer, feature map and sweep executor.
+def plugins_command(
+    output_format: OutputFormat = FormatOption,
+    search: str | None = typer.Option(
+        None,
+        "--search",
+        help="List the model libraries' architectures whose name contains this text, with their parameter counts.",
+    ),
+    input_shape: str = typer.Option(
+        "3x28x28", help="CxHxW input of the parameter counts of --search (CIFAR-10's crop)."
+    ),
+    num_classes: int = typer.Option(10, help="Classes of the parameter counts of --search."),
+):
+    """List every registered model, model library, dataset, corruption, regularizer, feature map,
+    sweep executor and logger; with --search, the model libraries' architectures matching a text.
 
     json: an object of lists by kind; csv: one line per plugin (kind, name, source, info as JSON)."""
+    if search is not None:
+        return search_architectures(search, parse_shape(input_shape), num_classes, output_format)
     registry = get_registry()
     listing = {
         kind: [
-            {"name": e.name, "source": e.source, **({"info": e.info} if e.info else {})} for e in registry.entries(kind)
+            {"name": e.name, "source": e.source, **({"info": info(e)} if info(e) else {})}
+            for e in registry.entries(kind)
         ]
         for kind in KINDS
     }
@@ -66,6 +83,61 @@ def plugins_command(output_format: OutputFormat = FormatOption):
         console.print(table)
 
     emit(output_format, rows, show_table, as_json=listing)
+
+
+def info(entry) -> dict:
+    """What ``harness plugins`` says of an entry: its info, and for a model library its version and usage."""
+    if entry.kind != "model_libraries":
+        return entry.info
+    library = entry.obj
+    if not library.available():
+        return {"installed": False, "install": f"pip install 'harness[{library.extra}]'"}
+    return {"version": library.version(), "models": len(library.names()), "usage": f"--plugin {library.name}:ARCH"}
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """``"3x28x28"`` -> ``(3, 28, 28)``."""
+    try:
+        shape = tuple(int(side) for side in text.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError(f"--input-shape must be CxHxW with positive sides (e.g. 3x28x28), got '{text}'")
+    return shape
+
+
+def search_architectures(
+    term: str, input_shape: tuple[int, int, int], num_classes: int, output_format: OutputFormat
+) -> None:
+    """Every model library's architectures whose name contains ``term``, with parameter counts."""
+    from harness.architectures import search
+
+    rows = []
+    for entry in get_registry().entries("model_libraries"):
+        if entry.obj.available():
+            rows += search(entry.obj, term, input_shape, num_classes)
+        else:
+            warn(
+                f"model library {entry.name} is not installed (pip install 'harness[{entry.obj.extra}]'); not searched"
+            )
+    shape = "x".join(map(str, input_shape))
+
+    def show_table():
+        table = Table(
+            "model",
+            "parameters",
+            "note",
+            title=f"{len(rows)} models matching '{term}' on {shape} input, {num_classes} classes",
+        )
+        for row in rows:
+            table.add_row(
+                row["name"],
+                f"{row['params']:,}" if row["params"] is not None else "-",
+                f"cannot take {shape} input: {row['error'][:120]}" if row["error"] else "",
+            )
+        wide_console().print(table)
+
+    emit(output_format, rows, show_table, columns=("name", "params", "error"))
 
 
 def results_command(
