@@ -122,3 +122,16 @@ def register_commands(app):
         The ``harness`` app; add commands with ``@app.command(name)`` or groups with
         ``app.add_typer``. A plugin whose hook raises is reported in one line and skipped.
     """
+
+
+@hookspec
+def register_model_libraries(register):
+    """Register architecture libraries, whose models are named ``LIBRARY:ARCH[,OPTION=VALUE...]``.
+
+    Parameters
+    ----------
+    register : callable
+        ``register(name: str, library)``, where ``library`` is a
+        :class:`harness.architectures.ModelLibrary`: it lists its architecture names and builds
+        one for an input shape, a number of classes and constructor options.
+    """

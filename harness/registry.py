@@ -22,9 +22,10 @@ from harness.errors import HarnessError
 
 ENTRY_POINT_GROUP = "harness"
 STRICT_ENV = "HARNESS_STRICT_PLUGINS"
-KINDS = ("models", "datasets", "corruptions", "regularizers", "feature_maps", "executors")
+KINDS = ("models", "model_libraries", "datasets", "corruptions", "regularizers", "feature_maps", "executors")
 SINGULAR = {
     "models": "model",
+    "model_libraries": "model library",
     "datasets": "dataset",
     "corruptions": "corruption",
     "regularizers": "regularizer",
@@ -37,6 +38,7 @@ BUILTIN_PLUGINS = (
     "harness.plugins.mlp",
     "harness.plugins.cnn",
     "harness.plugins.imagenet",
+    "harness.plugins.architectures",
     "harness.plugins.regularizers",
     "harness.plugins.feature_maps",
     "harness.plugins.executors",
@@ -76,6 +78,7 @@ class Registry:
         self.plugin_manager: pluggy.PluginManager | None = None
         self.sources: dict[str, str] = {}
         self.strict = False
+        self._architectures: dict[str, Entry] = {}
 
     def add(self, kind: str, name: str, obj: object, source: str, **info) -> None:
         existing = self._entries[kind].get(name)
@@ -86,10 +89,22 @@ class Registry:
         self._entries[kind][name] = Entry(kind, name, obj, source, info)
 
     def get(self, kind: str, name: str) -> Entry:
+        if kind == "models" and ":" in name:
+            return self.architecture(name)
         try:
             return self._entries[kind][name]
         except KeyError:
             raise UnknownNameError(kind, name, self.names(kind)) from None
+
+    def architecture(self, name: str) -> Entry:
+        """The model entry of ``LIBRARY:ARCH[,OPTION=VALUE...]``, named canonically (options sorted)."""
+        if name not in self._architectures:
+            library = self.get("model_libraries", name.partition(":")[0].strip()).obj
+            architecture = library.architecture(name)
+            version = library.version()
+            self._architectures[name] = Entry("models", architecture.name, architecture, f"{library.name} {version}",
+                                              {"library": library.name, "library_version": version})
+        return self._architectures[name]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

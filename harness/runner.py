@@ -99,7 +99,7 @@ def resolve_config(config: RunConfig) -> RunConfig:
     if config.subset is not None and not 0.0 < config.subset[0] < 1.0:
         raise ConfigError(f"the subset fraction must be in (0, 1), got {config.subset[0]}")
     subset = None if config.subset is None else (float(config.subset[0]), int(config.subset[1]))
-    return replace(config, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
+    return replace(config, model=model.name, lr=lr, regularizers=tuple(config.regularizers), subset=subset)
 
 
 def model_options(config: RunConfig, regularizers: list[Regularizer]) -> dict:
@@ -328,6 +328,7 @@ def execute(
         config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size, data_root
     )
     training = Training(config, data, regularizers, torch_device)
+    model_entry = get_registry().get("models", config.model)
     saved = checkpoint.checkpoint_path(results_dir, run_id)
     if not resume:
         saved.unlink(missing_ok=True)
@@ -348,6 +349,8 @@ def execute(
         "device": str(torch_device),
         "harness_version": __version__,
         "torch_version": torch.__version__,
+        "model_library": model_entry.info.get("library"),
+        "model_library_version": model_entry.info.get("library_version"),
         "resumed_from_epoch": resumed_from_epoch,
     }
     start = time.perf_counter()

@@ -50,6 +50,8 @@ RUNS_SCHEMA = schema(
     column("device", pa.string(), "torch device the run used"),
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),
+    column("model_library", pa.string(), "library that built the model (torchvision, timm), null for a model plugin"),
+    column("model_library_version", pa.string(), "version of that library, null for a model plugin"),
     column("resumed_from_epoch", pa.int64(), "epochs restored from a checkpoint when the run started (0: from scratch)"),
 )
 
