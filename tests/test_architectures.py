@@ -59,18 +59,17 @@ def random_labels(shape, crop):
     return ImageDataset("random", x, y, x[:8], y[:8], num_classes=10, crop=crop, standardize=True)
 
 
-FITS = [  # (model, image shape, crop, batch size, learning rate); the slow ones take minutes on 2 CPU cores
+FITS = [  # (model, image shape, crop, batch size, learning rate); 1-2 minutes of 2 CPU cores each
     pytest.param("torchvision:resnet18", (32, 32, 3), 28, 32, 0.01, id="resnet18-cifar"),
-    pytest.param("torchvision:resnet18", (28, 28, 1), None, 32, 0.01, id="resnet18-mnist", marks=pytest.mark.slow),
-    pytest.param("timm:resnet10t", (32, 32, 3), 28, 64, 0.05, id="timm-resnet-cifar", marks=pytest.mark.slow),
-    pytest.param(VIT, (32, 32, 3), 28, 32, 0.01, id="vit-cifar", marks=pytest.mark.slow),
-    pytest.param(VIT, (28, 28, 1), None, 32, 0.01, id="vit-mnist", marks=pytest.mark.slow),
-    pytest.param(
-        "timm:convnext_zepto_rms,patch_size=1", (32, 32, 3), 28, 32, 0.01, id="convnext-cifar", marks=pytest.mark.slow
-    ),
+    pytest.param("torchvision:resnet18", (28, 28, 1), None, 32, 0.01, id="resnet18-mnist"),
+    pytest.param("timm:resnet10t", (32, 32, 3), 28, 64, 0.05, id="timm-resnet-cifar"),
+    pytest.param(VIT, (32, 32, 3), 28, 32, 0.01, id="vit-cifar"),
+    pytest.param(VIT, (28, 28, 1), None, 32, 0.01, id="vit-mnist"),
+    pytest.param("timm:convnext_zepto_rms,patch_size=1", (32, 32, 3), 28, 32, 0.01, id="convnext-cifar"),
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, image_shape, crop, batch_size, lr", FITS)
 def test_fits_64_random_labels(name, image_shape, crop, batch_size, lr):
     config = resolve_config(RunConfig(model=name, lr=lr, lr_decay=1.0, epochs=60, batch_size=batch_size))
