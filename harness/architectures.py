@@ -224,7 +224,7 @@ class Architecture:
         )
 
     def size_hint(self, input_shape: tuple[int, int, int], num_classes: int, options: dict) -> str:
-        """ "; NAME,OPTION=V takes it" for the largest smaller value of a size option that fits, else ""."""
+        """The end of the error line: a smaller value of a size option that fits, or that none does."""
         parameters = self.constructor_parameters()
         for option in SIZE_OPTIONS:
             if option not in parameters:

@@ -34,7 +34,7 @@ class RepeatChannels(nn.Module):
         return x.expand(-1, self.channels, -1, -1)
 
 
-def load_matching(model: nn.Module, state: dict, name: str) -> nn.Module:
+def load_matching(model: nn.Module, state: dict) -> nn.Module:
     """Load the pretrained tensors whose shapes match the model (the head and resized layers stay random)."""
     own = model.state_dict()
     model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
@@ -87,7 +87,7 @@ class Torchvision(ModelLibrary):
                 state = torchvision.models.get_model_weights(arch).DEFAULT.get_state_dict(progress=False)
             except OSError as error:
                 raise weights_error(f"torchvision:{arch}", error) from None
-            load_matching(model, state, arch)
+            load_matching(model, state)
         if input_shape is not None and input_shape[0] == 1:
             model = nn.Sequential(RepeatChannels(3), model)
         return model

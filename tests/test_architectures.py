@@ -178,3 +178,12 @@ def test_plugins_lists_the_libraries_and_searches_them():
     rows = {row["name"]: row for row in found}
     assert rows["torchvision:resnet18"]["params"] == 11_181_642 and rows["timm:resnet18"]["params"] == 11_181_642
     assert all("resnet18" in name for name in rows)
+
+
+def test_pretrained_loads_the_cached_weights_that_fit_and_keeps_a_random_head(monkeypatch):
+    torch.manual_seed(1)
+    imagenet = torchvision.models.resnet18(num_classes=1000).state_dict()
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", lambda *args, **kwargs: imagenet)
+    model = build("torchvision:resnet18,pretrained=true", CIFAR)
+    assert torch.equal(model.conv1.weight, imagenet["conv1.weight"])
+    assert model.fc.weight.shape == (10, 512)
