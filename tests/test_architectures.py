@@ -3,6 +3,7 @@ fitting random labels, errors, and the runs they store."""
 
 import json
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 from harness.architectures import ArchitectureError, model_name, parse_model_name
 from harness.cli import create_app
 from harness.data import ImageDataset
+from harness.packing import PackingWarning, execute_pack
 from harness.registry import get_registry
 from harness.regularizers import RegularizerError, build_regularizers
 from harness.runner import RunConfig, RunProgress, Training, build_model, execute, resolve_config
@@ -167,6 +169,20 @@ def test_runs_record_the_library_and_its_version(tmp_path):
     assert row["param_count"] == sum(
         p.numel() for p in timm.create_model("resnet10t", num_classes=10, in_chans=1).parameters()
     )
+
+
+def test_library_models_train_in_a_pack(tmp_path):
+    """torch.func vectorizes a torchvision ResNet (BatchNorm included): a pack of two, no fallback."""
+    configs = [
+        RunConfig("torchvision:resnet18", dataset="digits", train_size=32, test_size=16, epochs=1, seed=seed)
+        for seed in (0, 1)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PackingWarning)
+        outcomes = execute_pack(configs, tmp_path, device="cpu")
+    assert [(o.row["status"], o.row["pack_size"], o.row["model_library"]) for o in outcomes] == [
+        ("completed", 2, "torchvision")
+    ] * 2
 
 
 def test_plugins_lists_the_libraries_and_searches_them():
