@@ -16,7 +16,8 @@ run checkpoints as itself, so an interrupted pack resumes packed or one run at a
 
 A model ``torch.func`` cannot vectorize (data-dependent control flow, in-place tricks on
 buffers) falls back to one run at a time with a :class:`PackingWarning`. The runs of a pack share
-their precision; channels-last layout and ``torch.compile`` apply to their evaluation only.
+their precision and ``torch.compile`` (of the vectorized step, unless the model has dropout, and of
+each run's evaluation); channels-last layout applies to their evaluation only.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from harness.runner import (
     StartedRun,
     Training,
     check_run,
+    compiled,
     completed_run,
     computing_in,
     execute,
@@ -58,7 +60,8 @@ class PackingWarning(UserWarning):
 
 @dataclass(frozen=True)
 class PackKey:
-    """What the runs of one pack share: the model and its options, the data's shapes, the schedule's length."""
+    """What the runs of one pack share: the model and its options, the data's shapes, the schedule's
+    length, the precision and whether the step is compiled."""
 
     model: str
     model_options: tuple
@@ -70,6 +73,7 @@ class PackKey:
     holdout_fraction: float
     subset_fraction: float | None
     precision: str
+    compile: bool
 
 
 def pack_key(config: RunConfig) -> PackKey:
@@ -86,6 +90,7 @@ def pack_key(config: RunConfig) -> PackKey:
         max((r.holdout_fraction for r in regularizers), default=0.0),
         config.subset[0] if config.subset else None,
         config.precision,
+        config.compile,
     )
 
 
@@ -162,6 +167,14 @@ class PackedStep:
     def __init__(self, trainings: list[Training]):
         self.generators: list[torch.Generator] = []
         self.template = packed_template(trainings[0].model, self.generators)
+        self.vectorized = vmap(
+            lambda p, b, x: functional_call(self.template, (p, b), (x,)),
+            randomness="different",
+        )
+        """The model applied to every active run's parameters, buffers and batch at once."""
+        draws_masks = any(isinstance(m, PackedDropout) and m.p > 0 for m in self.template.modules())
+        if trainings[0].config.compile and not draws_masks:  # torch.compile cannot trace per-run generators
+            self.vectorized = compiled(self.vectorized, trainings[0].device)
         self.active: list[Training] = []
         self.set_active(trainings)
 
@@ -175,9 +188,7 @@ class PackedStep:
         mode; each run's BatchNorm statistics are updated."""
         params = {name: torch.stack(tensors) for name, tensors in self.stacked("named_parameters").items()}
         buffers = {name: torch.stack(tensors) for name, tensors in self.stacked("named_buffers").items()}
-        logits = vmap(lambda p, b, x: functional_call(self.template, (p, b), (x,)), randomness="different")(
-            params, buffers, inputs
-        )
+        logits = self.vectorized(params, buffers, inputs)
         with torch.no_grad():
             for name, tensors in self.stacked("named_buffers").items():
                 for own, updated in zip(tensors, buffers[name]):

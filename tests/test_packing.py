@@ -77,6 +77,38 @@ def test_every_run_of_an_inception_pack_trains_as_it_would_alone(tmp_path):
     check_pack_against_alone(tmp_path, configs("inception", lr=0.01), 1e-3)
 
 
+@pytest.mark.slow
+def test_a_compiled_pack_trains_as_its_runs_alone(tmp_path):
+    """torch.compile of the vectorized step (MLP 1x512, no dropout) against the runs alone, not
+    compiled. Slow: compiling takes about a minute on a 2-core CPU."""
+    runs = configs("mlp_1x512", compile=True)
+    outcomes = execute_pack(runs, tmp_path / "packed", device="cpu")
+    for config, outcome in zip(runs, outcomes):
+        assert outcome.row["compile"] and outcome.row["pack_size"] == 3
+        execute(RunConfig(**{**vars(config), "compile": False}), tmp_path / "alone", device="cpu")
+        assert_same_training(
+            epoch_rows(tmp_path / "packed", config.run_id),
+            epoch_rows(tmp_path / "alone", config.run_id),
+            outcome.row["train_size"],
+        )
+
+
+@pytest.mark.parametrize(("regularizers", "compiles"), [((), True), (("dropout=0.5",), False)])
+def test_a_pack_compiles_its_step_unless_the_model_draws_dropout_masks(monkeypatch, regularizers, compiles):
+    """torch.compile cannot trace the runs' own mask generators: with dropout the step stays eager."""
+    compiled = []
+    monkeypatch.setattr(packing, "compiled", lambda function, device: compiled.append(function) or function)
+    trainings = []
+    for seed in (0, 1):
+        config, device = check_run(
+            RunConfig(model="mlp_1x512", **DIGITS, seed=seed, regularizers=regularizers, compile=True), "cpu"
+        )
+        data = prepare_data("digits", seed=seed, train_size=500, test_size=100)
+        trainings.append(Training(config, data, build_regularizers(regularizers), device))
+    step = PackedStep(trainings)
+    assert (compiled == [step.vectorized]) is compiles
+
+
 @pytest.mark.parametrize(("model", "regularizers"), [("inception", ()), ("alexnet", ("dropout=0.5",))])
 def test_a_packed_step_is_each_runs_own_step_in_float64(model, regularizers):
     """In float64 the rounding of grouped convolutions vanishes: one packed step gives every run the

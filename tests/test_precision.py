@@ -7,7 +7,9 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import create_app
-from harness.runner import RunConfig, execute, resolve_config
+from harness.data import prepare_data
+from harness.regularizers import build_regularizers
+from harness.runner import RunConfig, check_run, execute, resolve_config
 
 SMALL = dict(model="alexnet", dataset="digits", train_size=256, test_size=100, epochs=2, corruption="random_labels")
 
@@ -36,8 +38,6 @@ def test_bf16_and_channels_last_train_close_to_fp32_and_are_recorded(tmp_path):
 
 
 def test_bf16_keeps_batch_norm_and_the_loss_in_float32(tmp_path):
-    from harness.data import prepare_data
-    from harness.regularizers import build_regularizers
     from harness.runner import Training, computing_in
 
     config = resolve_config(RunConfig(model="inception", dataset="digits", train_size=64, precision="bf16"))
@@ -68,3 +68,55 @@ def test_a_compiled_run_trains_as_the_eager_one(tmp_path):
     compiled = execute(RunConfig(**SMALL, compile=True), tmp_path / "compiled", device="cpu").row
     assert compiled["compile"] and compiled["run_id"] == eager["run_id"]
     assert math.isclose(compiled["train_loss"], eager["train_loss"], rel_tol=1e-4)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_a_compiled_run_on_cuda_records_cuda_graphs_and_trains_as_the_eager_one(tmp_path):
+    """300 training images: a last batch of 44 and evaluation chunks of 300 and 100, each its own graph."""
+    from torch._dynamo.utils import counters
+    from torch._inductor import cudagraph_trees
+
+    counters.clear()
+    small = {**SMALL, "train_size": 300}
+    eager = execute(RunConfig(**small), tmp_path / "eager", device="cuda").row
+    compiled = execute(RunConfig(**small, compile=True), tmp_path / "compiled", device="cuda").row
+    assert counters["inductor"]["cudagraph_skips"] == 0
+    assert cudagraph_trees.get_manager(create_if_none_exists=False).roots
+    assert math.isclose(compiled["train_loss"], eager["train_loss"], rel_tol=1e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("compile", [False, True])
+def test_the_step_loop_on_cuda_never_waits_for_the_device(tmp_path, monkeypatch, compile):
+    """Only the end of an epoch (evaluation totals, the epoch's row) reads from the device."""
+    from rich.progress import Progress
+
+    from harness.cli.run import RichRunProgress
+    from harness.runner import Training
+
+    end_epoch = Training.end_epoch
+
+    def end_epoch_may_wait(self, *args, **kwargs):
+        torch.cuda.set_sync_debug_mode("default")
+        try:
+            return end_epoch(self, *args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("error")
+
+    monkeypatch.setattr(Training, "end_epoch", end_epoch_may_wait)
+    progress = RichRunProgress(Progress(disable=True))
+    config, device = check_run(RunConfig(**{**SMALL, "epochs": 2}, compile=compile), "cuda")
+    training = Training(config, prepare_data("digits", train_size=256, test_size=100), build_regularizers(()), device)
+    training.run(progress)  # warm-up: compiles, records its graphs
+    training.finished, training.config = False, RunConfig(**{**vars(config), "epochs": 4})
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        training.run(progress)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(training.history) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,6 +25,25 @@ from harness.cli.common import (
 from harness.cli.progress import Countdown, format_seconds
 
 
+class LossOnItsWay:
+    """A training loss copied to the host without waiting for the device (CUDA: a non-blocking copy
+    and an event that says when it has landed)."""
+
+    def __init__(self, loss: torch.Tensor):
+        self.host = loss.detach().to("cpu", non_blocking=True)
+        self.landed = None
+        if loss.device.type == "cuda":
+            self.landed = torch.cuda.Event()
+            self.landed.record()
+
+    def arrived(self) -> bool:
+        """Whether :meth:`value` can be read without waiting."""
+        return self.landed is None or self.landed.query()
+
+    def value(self) -> float:
+        return self.host.item()
+
+
 class RichRunProgress:
     """Epoch and batch bars with the live training loss and accuracy, the time left in the epoch,
     and at most left in the run (training stops sooner once it fits its training set)."""
@@ -34,7 +54,8 @@ class RichRunProgress:
         self.epoch_clock = self.run_clock = None
         self.epoch_seconds: float | None = None
         self.epoch_stats = ""
-        self.shown_loss = None  # the loss shown next: ten steps old, so reading it does not wait for the device
+        self.shown_loss = ""
+        self.next_loss: LossOnItsWay | None = None  # shown once it is on the host: the device is never waited for
 
     def start(self, config, batches_per_epoch):
         self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
@@ -53,10 +74,12 @@ class RichRunProgress:
         epoch_left = self.epoch_clock.seconds_left(batch)
         epoch_seconds = self.epoch_seconds or self.epoch_clock.seconds_per_step(batch) * self.epoch_clock.total
         run_left = epoch_left + epoch_seconds * (self.max_epochs - epoch)
-        shown = f"loss {self.shown_loss.item():.3f} · " if self.shown_loss is not None else ""
-        self.shown_loss = loss.detach()
+        if self.next_loss is None or self.next_loss.arrived():
+            if self.next_loss is not None:
+                self.shown_loss = f"loss {self.next_loss.value():.3f} · "
+            self.next_loss = LossOnItsWay(loss)
         self.progress.update(
-            self.batches, completed=batch, stats=f"{shown}{format_seconds(epoch_left)} left in the epoch"
+            self.batches, completed=batch, stats=f"{self.shown_loss}{format_seconds(epoch_left)} left in the epoch"
         )
         self.show_epoch_stats(run_left)
 
