@@ -202,14 +202,18 @@ def subset_indices(n: int, subset: tuple[float, int] | None, seed: int) -> tuple
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None) -> tuple[float, float]:
+def evaluate(
+    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None, *, forward: Callable | None = None
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy, in eval mode, by batches; ``record(start, logits, labels,
-    losses, correct)`` receives every batch (per-example records)."""
+    losses, correct)`` receives every batch (per-example records). ``forward`` is how the model is
+    called (compiled, say); the model itself by default."""
     model.eval()
+    forward = forward or model
     loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
     correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
     for start in range(0, len(labels), EVAL_BATCH):
-        logits = model(inputs[start : start + EVAL_BATCH]).float()
+        logits = forward(inputs[start : start + EVAL_BATCH]).float()
         target = labels[start : start + EVAL_BATCH]
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
@@ -348,10 +352,11 @@ class Training:
         inputs, labels = self.evaluations[split]
         with computing_in(self.config.precision, self.device):
             return evaluate(
-                self.forward,
+                self.model,
                 layout(inputs, self.config.channels_last),
                 labels,
                 None if offset is None else self.examples.observer(offset),
+                forward=self.forward,
             )
 
     def examples_table(self, run_id: str) -> pa.Table:
