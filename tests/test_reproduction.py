@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from harness.cli import create_app
 from harness.readme import section
-from harness.reports.status import BUNDLE_FILE, SECTION_NAME, find_bundles, render
+from harness.reports.status import BUNDLE_FILE, SECTION_NAME, find_bundles, precision_section, render
+from harness.reports.store import load_runs
 from harness.results import read_row, read_table
 from harness.sweep import load_sweep
 from harness.tables import all_tables
@@ -53,6 +54,20 @@ def test_stored_runs_are_runs_of_the_bundles_sweeps(bundle):
     runs = read_table(bundle.path, "runs")
     stored = set(runs.column("run_id").to_pylist()) if runs is not None else set()
     assert stored <= wanted
+
+
+def test_the_precision_section_sets_each_run_beside_its_fp32_twin():
+    bundle = next(b for b in find_bundles(BUNDLES) if "precision" in b.sections)
+    runs = load_runs(bundle.path, "cifar10")
+    fp32 = {(r["model"], r["train_size"], r["seed"]): r for r in runs if r["precision"] == "fp32"}
+    others = [r for r in runs if r["precision"] != "fp32"]
+    rows = [line for line in precision_section(bundle) if line.startswith("| ") and " images, seed " in line]
+    assert len(rows) == len(others) > 0
+    for run in others:
+        twin = fp32[run["model"], run["train_size"], run["seed"]]
+        label = f"| {run['model']}, {run['train_size']:,} images, seed {run['seed']} | {run['precision']} |"
+        (row,) = [row for row in rows if row.startswith(label)]
+        assert f"{100 * twin['test_acc']:.2f} / {100 * run['test_acc']:.2f}" in row
 
 
 # What a rerun of a shipped run must reproduce exactly on any machine: the data, the corruption and

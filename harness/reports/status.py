@@ -361,6 +361,35 @@ def theory_section(bundle: Bundle) -> list[str]:
     return lines[:-1]
 
 
+def precision_section(bundle: Bundle) -> list[str]:
+    """Each configuration trained in fp32 and in another precision, the two side by side (their
+    speed is the benchmarks' business: a sweep's wall times move with the machine's load)."""
+    runs = load_runs(bundle.path, "cifar10")
+    by_precision = {(r["model"], r["train_size"], r["seed"], r["precision"]): r for r in runs}
+    rows, behind = [], []
+    for (model, images, seed, precision), run in sorted(by_precision.items()):
+        reference = by_precision.get((model, images, seed, "fp32"))
+        if precision == "fp32" or reference is None:
+            continue
+        behind += [reference, run]
+        rows.append(
+            [
+                f"{model}, {images:,} images, seed {seed}",
+                precision,
+                " / ".join(number(100 * r["train_acc"], 2) for r in (reference, run)),
+                " / ".join(number(100 * r["test_acc"], 2) for r in (reference, run)),
+                " / ".join(str(r["fit_epoch"] or "not fitted") for r in (reference, run)),
+            ]
+        )
+    return section(
+        f"**fp32 against another precision** ({settings(behind)}):"
+        if behind
+        else "**fp32 against another precision**:",
+        ["run", "precision", "train % (fp32 / it)", "test % (fp32 / it)", "fit epoch (fp32 / it)"],
+        rows,
+    )
+
+
 def value_text(value) -> str:
     if value is None:
         return "–"
@@ -376,5 +405,6 @@ SECTIONS = {
     "memorization": memorization_section,
     "memorization-scores": memorization_scores_section,
     "theory": theory_section,
+    "precision": precision_section,
 }
 """What a bundle's ``sections`` may name, and the function that writes each."""
