@@ -134,12 +134,12 @@ prepare() {
     say "packing $data_root (MNIST, then CIFAR-10) into .sitting/"
     # Two gzip'd tar archives back to back: MNIST alone can be unpacked from the first bytes, and
     # `tar -xzif` unpacks the whole.
-    tar -C "$data_root" -cf - "${MNIST_FILES[@]}" | gzip -6 -n >.sitting/archive
+    tar -C "$data_root" -cf - "${MNIST_FILES[@]}" | gzip -9 -n >.sitting/archive
     local mnist_bytes mnist_md5
     mnist_bytes=$(file_bytes .sitting/archive)
     mnist_md5=$(md5_of <.sitting/archive)
     ((mnist_bytes <= room)) || die "MNIST packed is $(mib "$mnist_bytes") but a call carries only $(mib "$room") of data beside the tree ($(mib "$tree")): it cannot arrive with the first call"
-    tar -C "$data_root" -cf - "${CIFAR_FILES[@]}" | gzip -1 -n >>.sitting/archive
+    tar -C "$data_root" -cf - "${CIFAR_FILES[@]}" | gzip -9 -n >>.sitting/archive  # (the npz files are compressed already)
     local total archive_md5 calls
     total=$(file_bytes .sitting/archive)
     archive_md5=$(md5_of <.sitting/archive)
@@ -169,6 +169,7 @@ prepare() {
     echo "Call limit $(mib "$CALL_LIMIT"), margin $(mib "$MARGIN"): $(mib "$room") ($room bytes) of data per call"
     echo "Data: $(mib "$total") packed (MNIST $(mib "$mnist_bytes"), in part 01), md5 $archive_md5"
     ((ckpt > 0)) && echo "Checkpoints of unfinished runs, carried by the last call: $(mib "$ckpt") ($ckpt bytes)"
+    echo "To spare: $(mib $((calls * room - ckpt - total))) ($((calls * room - ckpt - total)) bytes) more in the tree, the data or the checkpoints need another call"
     echo
     echo "$calls calls, back to back (the machine forgets everything after about 30 s idle):"
     local k name carry load
@@ -354,8 +355,11 @@ run_sweeps() { # BUNDLE SECONDS
         else
             run_for "sweep-$spec" "$left" harness sweep "sweeps/$spec.toml" --results-dir "$bundle" --device cuda "${options[@]}" || rc=$?
         fi
-        if ((rc == 124 || rc == 137 || left < 20)); then
-            say "time budget spent during $spec: what it left unfinished resumes next sitting; the rest is not started"
+        if ((left < 20)); then
+            say "time budget spent: $spec and what follows it not started"
+            return 0
+        elif ((rc == 124 || rc == 137)); then
+            say "time budget spent during $spec: its unfinished runs are stored as interrupted with their checkpoints and resume next sitting; what follows it not started"
             return 0
         fi
     done
