@@ -14,8 +14,8 @@
 #                                               call's work in order, results in place, nothing to pack or unpack
 #   scripts/gpu-sitting.sh sweeps [BUNDLE]      the full-scale sweeps, then Table 3 on CIFAR-10, into BUNDLE
 #                                               (default reproduction/h200) until SITTING_BUDGET_S is spent
-#   scripts/gpu-sitting.sh unpack DIR           here, after each call: put what came back (found under DIR) into
-#                                               the checkout and say what to commit
+#   scripts/gpu-sitting.sh unpack DIR           here, after the calls: put what came back (every call's files,
+#                                               anywhere under DIR) into the checkout and say what to commit
 #
 # Call K's work: call 1 the GPU tests, Table 3 on MNIST and the GPU kernel benchmark; call 2 the packed
 # training throughput benchmark (call 1 when there are fewer than 3 calls); the last call the sweeps.
@@ -30,10 +30,13 @@
 #   SITTING_STARTUP_S=120              of which the machine's start-up before call 1
 #   SITTING_CALL_S=510                 work time of one call (the tool stops a call at 600 s; 0: no limit)
 #   SITTING_SWEEP_MIN_S=300            kept for the last call's sweeps by the calls before it
-#   SITTING_BUDGET_S=420               the sweeps' wall time (0: until every sweep is done)
+#   SITTING_BUDGET_S=420               the sweeps' wall time (0: until every sweep is done; the default
+#                                      of the `sweeps` command)
 #   SITTING_SWEEP_OPTIONS="--pack 16"  added to every `harness sweep` of the sitting
-#   SITTING_TESTS_S=120 SITTING_MNIST_S=180 SITTING_KERNEL_BENCH_S=180 SITTING_THROUGHPUT_S=180
+#   SITTING_TESTS_S=90 SITTING_MNIST_S=120 SITTING_KERNEL_BENCH_S=90 SITTING_THROUGHPUT_S=180
 #                                      the longest each of the other tasks may run
+#   SITTING_SKIP=""                    tasks not to run: gpu-tests table3-mnist gpu-kernel-solver
+#                                      pack-throughput sweeps
 #   SITTING_KERNEL_BENCH_ARGS=""       added to benchmarks/gpu_kernel_solver.py
 #   SITTING_THROUGHPUT_ARGS="--device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64
 #                            --options bf16 bf16+channels_last"     benchmarks/pack_throughput.py's arguments
@@ -331,9 +334,15 @@ run_for() { # NAME SECONDS COMMAND...: run it, stopped with SIGTERM after SECOND
     return "$rc"
 }
 
+skipped() { # NAME: whether SITTING_SKIP names the task (and if so, say so)
+    [[ " ${SITTING_SKIP:-} " == *" $1 "* ]] || return 1
+    note "$1" - 0 "skipped (SITTING_SKIP)"
+}
+
 run_task() { # NAME CAP COMMAND...
     local name=$1 cap=$2
     shift 2
+    skipped "$name" && return 0
     run_for "$name" "$(allowance "$cap")" "$@" || true
 }
 
@@ -363,6 +372,7 @@ run_sweeps() { # BUNDLE SECONDS
             return 0
         fi
     done
+    return 0
 }
 
 use_harness() { # PATH with the harness command: the install's scripts folder, or this checkout's .venv
@@ -422,16 +432,16 @@ do_work() { # K N
     export COLUMNS=160 # rich's tables, written to a file, at a readable width
     if ((k == 1)); then
         if "$PY" -c 'import pytest' 2>/dev/null; then
-            run_task gpu-tests "${SITTING_TESTS_S:-120}" "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider \
+            run_task gpu-tests "${SITTING_TESTS_S:-90}" "$PY" -m pytest -m gpu -q -rA -p no:cacheprovider \
                 --junitxml="$work_dir/gpu-tests.xml"
         else
             note gpu-tests - 0 "not run: no pytest there"
         fi
         if [[ -d $HARNESS_DATA_ROOT/MNIST/raw ]]; then
-            run_task table3-mnist "${SITTING_MNIST_S:-180}" bash benchmarks/table3_mnist_gpu.sh "$BUNDLE"
+            run_task table3-mnist "${SITTING_MNIST_S:-120}" bash benchmarks/table3_mnist_gpu.sh "$BUNDLE"
             local bench=()
             read -r -a bench <<<"${SITTING_KERNEL_BENCH_ARGS:-}"
-            run_task gpu-kernel-solver "${SITTING_KERNEL_BENCH_S:-180}" "$PY" benchmarks/gpu_kernel_solver.py \
+            run_task gpu-kernel-solver "${SITTING_KERNEL_BENCH_S:-90}" "$PY" benchmarks/gpu_kernel_solver.py \
                 --out "$work_dir/gpu-kernel-solver" "${bench[@]}"
         else
             note table3-mnist - 0 "not run: MNIST has not arrived"
@@ -444,7 +454,7 @@ do_work() { # K N
     fi
     if ((k == n)); then
         if [[ -f $HARNESS_DATA_ROOT/cifar10/train.npz || -d $HARNESS_DATA_ROOT/cifar-10-batches-py ]]; then
-            run_sweeps "$BUNDLE" "$(allowance "$BUDGET_S")"
+            skipped sweeps || run_sweeps "$BUNDLE" "$(allowance "$BUDGET_S")"
         else
             note sweeps - 0 "not run: CIFAR-10 has not arrived"
         fi
