@@ -37,6 +37,7 @@
 #                                      the longest each of the other tasks may run
 #   SITTING_SKIP=""                    tasks not to run: gpu-tests table3-mnist gpu-kernel-solver
 #                                      pack-throughput sweeps
+#   SITTING_MIN_TASK_S=20              a task with less time left than this is not started
 #   SITTING_KERNEL_BENCH_ARGS=""       added to benchmarks/gpu_kernel_solver.py
 #   SITTING_THROUGHPUT_ARGS="--device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64
 #                            --options bf16 bf16+channels_last"     benchmarks/pack_throughput.py's arguments
@@ -60,6 +61,7 @@ SWEEP_MIN_S=${SITTING_SWEEP_MIN_S:-300}
 BUDGET_S=${SITTING_BUDGET_S:-420}
 CLOSE_S=60   # after the last task: a SIGTERM-ed run's 30 s to checkpoint, packing, sending back
 CARRY_S=40   # what a later call costs at least: copying 64 MiB there, installing, sending back
+MIN_TASK_S=${SITTING_MIN_TASK_S:-20} # a task with less time left than this is not started
 PIECE_BYTES=$((15 * MIB))
 OUT_FILES=8  # at most this many files come back from one call, 64 MiB in all
 PY=${SITTING_PYTHON:-python3}
@@ -315,7 +317,7 @@ run_for() { # NAME SECONDS COMMAND...: run it, stopped with SIGTERM after SECOND
     local name=$1 seconds=$2 rc started output=/dev/null
     shift 2
     [[ -n $work_dir ]] && output=$work_dir/$name.txt
-    if ((seconds < 20)); then
+    if ((seconds < MIN_TASK_S)); then
         say "$name: not started, $seconds s left"
         note "$name" - 0 "not started: $seconds s left"
         return 0
@@ -351,25 +353,29 @@ run_task() { # NAME CAP COMMAND...
 # SIGTERM, and harness stores its unfinished runs as interrupted with their checkpoints, so the next
 # sitting resumes them.
 run_sweeps() { # BUNDLE SECONDS
-    local bundle=$1 seconds=$2 deadline=0 spec rc left options
+    local bundle=$1 seconds=$2 deadline=0 spec rc left options stopped=""
     read -r -a options <<<"${SITTING_SWEEP_OPTIONS---pack 16}"
     ((seconds > 0)) && deadline=$(($(now) + seconds))
     mkdir -p "$bundle"
-    for spec in "${SWEEPS[@]}" table3-cifar; do
+    for spec in "${SWEEPS[@]/#/sweep-}" table3-cifar; do
+        if [[ -n $stopped ]]; then
+            note "$spec" - 0 "not started: the time budget was spent"
+            continue
+        fi
         left=1000000000
         ((deadline > 0)) && left=$((deadline - $(now)))
         rc=0
         if [[ $spec == table3-cifar ]]; then
             run_for "$spec" "$left" bash benchmarks/table3_cifar_gpu.sh "$bundle" 50000 10000 || rc=$?
         else
-            run_for "sweep-$spec" "$left" harness sweep "sweeps/$spec.toml" --results-dir "$bundle" --device cuda "${options[@]}" || rc=$?
+            run_for "$spec" "$left" harness sweep "sweeps/${spec#sweep-}.toml" --results-dir "$bundle" --device cuda "${options[@]}" || rc=$?
         fi
-        if ((left < 20)); then
+        if ((left < MIN_TASK_S)); then
             say "time budget spent: $spec and what follows it not started"
-            return 0
+            stopped=1
         elif ((rc == 124 || rc == 137)); then
-            say "time budget spent during $spec: its unfinished runs are stored as interrupted with their checkpoints and resume next sitting; what follows it not started"
-            return 0
+            say "time budget spent during ${spec#sweep-}: its unfinished runs are stored as interrupted with their checkpoints and resume next sitting; what follows it not started"
+            stopped=1
         fi
     done
     return 0

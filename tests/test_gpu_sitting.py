@@ -240,3 +240,80 @@ def test_unpack_names_a_piece_that_did_not_come_back(tmp_path):
     (landed / "sitting-2.tar.gz.00").write_bytes(b"x" * 50)
     done = sitting(here, "unpack", str(landed), check=False)
     assert done.returncode == 1 and "call 2 sent 2 pieces, 1 are in" in done.stdout
+
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python3: the project counts as installed from the current checkout; the rest is logged.
+case "$1" in
+    -c) [[ $2 == *harness.__file__* ]] && echo "$PWD/harness/__init__.py"; exit 0 ;;
+    -) cat >/dev/null ;;
+    *) echo "python $*" >>"$FAKE_LOG" ;;
+esac
+"""
+
+FAKE_HARNESS = """#!/usr/bin/env bash
+# Stands in for harness: logs its arguments; `sweep sweeps/table1.toml` runs until it gets SIGTERM.
+echo "harness $*" >>"$FAKE_LOG"
+if [[ $1 == sweep && $2 == sweeps/table1.toml ]]; then
+    trap 'echo "table1 interrupted" >>"$FAKE_LOG"; exit 143' TERM
+    sleep 60 &
+    wait
+fi
+"""
+
+
+def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budget(tmp_path):
+    """`step all` with stand-ins for python and harness: every task in order, a skipped one noted,
+    the sweep running at the deadline stopped with SIGTERM and the ones after it not started."""
+    far = checkout(tmp_path / "box", git=False)
+    shutil.copytree(REPOSITORY / "benchmarks", far / "benchmarks", ignore=shutil.ignore_patterns("*.py"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("harness", FAKE_HARNESS)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    data = tmp_path / "data"
+    (data / "MNIST" / "raw").mkdir(parents=True)
+    (data / "cifar10").mkdir()
+    (data / "cifar10" / "train.npz").touch()
+    log = tmp_path / "calls.log"
+    done = sitting(
+        far,
+        "step",
+        "all",
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        SITTING_PYTHON=str(bin_dir / "python"),
+        HARNESS_DATA_ROOT=str(data),
+        SITTING_BUDGET_S="3",
+        SITTING_MIN_TASK_S="1",
+        SITTING_SKIP="gpu-kernel-solver",
+        FAKE_LOG=str(log),
+    )
+    tasks = (far / "results" / "sitting" / "step-all" / "tasks.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in tasks[1:]] == [
+        "gpu-tests",
+        "table3-mnist",
+        "gpu-kernel-solver",
+        "pack-throughput",
+        "sweep-table1",
+        "sweep-fig2b",
+        "sweep-fig1a",
+        "sweep-fig1bc",
+        "table3-cifar",
+    ]
+    assert tasks[3].endswith("skipped (SITTING_SKIP)")
+    assert tasks[5].split("\t")[1] == "124" and "stopped at its time limit" in tasks[5]
+    assert all(line.endswith("not started: the time budget was spent") for line in tasks[6:])
+    calls = log.read_text()
+    assert "python -m pytest -m gpu -q -rA" in calls
+    assert (
+        "harness kernel --dataset mnist --features none --bandwidth 0.02 --device cuda --results-dir reproduction/h200"
+        in calls
+    )
+    assert (
+        "python benchmarks/pack_throughput.py --device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64"
+        in calls
+    )
+    assert "harness sweep sweeps/table1.toml --results-dir reproduction/h200 --device cuda --pack 16" in calls
+    assert "table1 interrupted" in calls and "fig2b" not in calls and "cifar10" not in calls
+    assert "time budget spent during table1" in done.stdout
