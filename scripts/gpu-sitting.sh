@@ -193,7 +193,8 @@ prepare() {
         echo "  size:    $(mib "$load") ($load bytes) of $(mib "$CALL_LIMIT"); timeout 600 s"
     done
     echo
-    echo "After each call: bash scripts/gpu-sitting.sh unpack FOLDER (where its files landed)."
+    echo "Between calls, only keep each call's returned files (the machine forgets the parts after about 30 s idle);"
+    echo "after the last: bash scripts/gpu-sitting.sh unpack FOLDER (every call's returned files, anywhere under it)."
     echo "Afterwards: rm -rf .sitting (the parts are $(mib "$total"))."
 }
 
