@@ -84,6 +84,12 @@ def same_training(packed: list[dict], alone: list[dict], examples: int, toleranc
     return same and worst <= tolerance, worst
 
 
+def add_row(table: Table, *cells: str) -> None:
+    """Add a row, and print it at once: a run stopped at its time limit still reports what it measured."""
+    table.add_row(*cells)
+    print(f"{table.title}: " + " | ".join(cells), flush=True)
+
+
 def fast_path(config: RunConfig, options: list[str], device: str, table: Table) -> None:
     seconds = {}
     for name in ["fp32", *options]:
@@ -92,7 +98,7 @@ def fast_path(config: RunConfig, options: list[str], device: str, table: Table) 
             execute(variant, Path(results), device=device)
             seconds[name] = epoch_seconds(Path(results), variant.run_id)
     cells = [f"{seconds['fp32']:.2f} s"] + [f"{seconds['fp32'] / seconds[name]:.2f}x" for name in options]
-    table.add_row(config.model, *cells)
+    add_row(table, config.model, *cells)
 
 
 def packing(config: RunConfig, sizes: list[int], device: str, table: Table, alone_runs: int | None) -> None:
@@ -112,7 +118,8 @@ def packing(config: RunConfig, sizes: list[int], device: str, table: Table, alon
         packed = max(rows[-1]["wall_seconds"] for rows in together)
         checks = [same_training(p, a, config.train_size, tolerance) for p, a in zip(together, alone)]
         worst = max(w for _, w in checks)
-        table.add_row(
+        add_row(
+            table,
             config.model,
             str(k),
             f"{images / sequential * k:,.0f}",
