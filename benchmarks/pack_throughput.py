@@ -1,6 +1,6 @@
 """Training throughput of packed runs and of the fast path of one run, through harness's own runner.
 
-Two tables, both measured in this one process (ratios are side by side, so the machine's load
+Two tables (packing first: on a GPU it is what matters most), both measured in this one process (ratios are side by side, so the machine's load
 affects both sides alike):
 
 - fast path: seconds per epoch of one run (its training steps and the evaluation of the training
@@ -187,16 +187,6 @@ def main() -> None:
         )
         for model in args.models
     ]
-    if args.options:
-        table = Table(
-            "model",
-            "fp32 epoch",
-            *(f"{name} speed-up" for name in args.options),
-            title=f"Fast path of one run on {args.device} (fp32 seconds per epoch / option's)",
-        )
-        for config in configs:
-            fast_path(config, args.options, args.device, table)
-        console.print(table)
     if args.packs:
         packed_configs = [
             resolve_config(RunConfig(**{**vars(config), **OPTIONS.get(args.pack_option, {})})) for config in configs
@@ -214,6 +204,16 @@ def main() -> None:
         )
         for config in packed_configs:
             packing(config, args.packs, args.device, table, args.alone_runs)
+        console.print(table)
+    if args.options:
+        table = Table(
+            "model",
+            "fp32 epoch",
+            *(f"{name} speed-up" for name in args.options),
+            title=f"Fast path of one run on {args.device} (fp32 seconds per epoch / option's)",
+        )
+        for config in configs:
+            fast_path(config, args.options, args.device, table)
         console.print(table)
     console.print(f"after: {machine()}")
 

@@ -5,6 +5,9 @@
 # fit in one call, so they travel in parts, one per call; see docs/gpu-sitting.md.
 #
 # Usage:
+#   scripts/gpu-sitting.sh lighten              here, first: take the other bundles' tables (and the sitting
+#                                               bundle's epochs and examples) out of the tree until unpack
+#                                               puts them back, so that each call carries more data
 #   scripts/gpu-sitting.sh prepare [DATA_ROOT]  here, on the machine with the data (default $HARNESS_DATA_ROOT):
 #                                               pack it into .sitting/part-01.. sized to what one call carries,
 #                                               and print every call's command and carry list
@@ -14,8 +17,9 @@
 #                                               call's work in order, results in place, nothing to pack or unpack
 #   scripts/gpu-sitting.sh sweeps [BUNDLE]      the full-scale sweeps, then Table 3 on CIFAR-10, into BUNDLE
 #                                               (default reproduction/h200) until SITTING_BUDGET_S is spent
-#   scripts/gpu-sitting.sh unpack DIR           here, after the calls: put what came back (every call's files,
-#                                               anywhere under DIR) into the checkout and say what to commit
+#   scripts/gpu-sitting.sh unpack DIR           here, after the calls: put back what lighten took out, put what
+#                                               came back (every call's files, anywhere under DIR) into the
+#                                               checkout and say what to commit
 #
 # Call K's work: call 1 the GPU tests, Table 3 on MNIST and the GPU kernel benchmark; call 2 the packed
 # training throughput benchmark (call 1 when there are fewer than 3 calls); the last call the sweeps.
@@ -40,7 +44,8 @@
 #   SITTING_MIN_TASK_S=20              a task with less time left than this is not started
 #   SITTING_KERNEL_BENCH_ARGS=""       added to benchmarks/gpu_kernel_solver.py
 #   SITTING_THROUGHPUT_ARGS="--device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64
-#                            --options bf16 bf16+channels_last"     benchmarks/pack_throughput.py's arguments
+#                            --alone-runs 4 --options tf32 bf16 bf16+channels_last compile"
+#                                      benchmarks/pack_throughput.py's arguments
 #   OUT                                there: the folder whose files come back ($SITTING_HOME/out-K if unset)
 set -euo pipefail
 
@@ -113,6 +118,31 @@ call_work() { # K N: what call K of N does
     echo "${work[*]}"
 }
 
+# The calls need the code, the sweep specs and, of the bundles, only what tells a sweep which runs
+# are done: $BUNDLE's runs tables. The rest of reproduction/ (about 20 MB, growing with every bundle)
+# leaves the index and the tree until unpack restores it from HEAD; .sitting/removed lists it.
+lighten() {
+    git rev-parse --is-inside-work-tree >/dev/null 2>&1 || die "$ROOT is not a git checkout"
+    [[ ! -s .sitting/removed ]] || die "already lightened: unpack (or restore) puts the files back first"
+    [[ -z $(git status --porcelain -- reproduction) ]] ||
+        die "reproduction/ has changes not committed: commit them first (lighten takes its files out of the tree)"
+    mkdir -p .sitting
+    printf '# made by scripts/gpu-sitting.sh: the data of a GPU sitting, never committed\n*\n' >.sitting/.gitignore
+    git ls-files -z -- reproduction ":!$BUNDLE/bundle.toml" ":!$BUNDLE/runs" ":!$BUNDLE/kernel_runs" >.sitting/removed
+    local count
+    count=$(tr -cd '\0' <.sitting/removed | wc -c)
+    ((count > 0)) || { rm .sitting/removed; say "nothing to take out"; return 0; }
+    git rm -q --pathspec-from-file=.sitting/removed --pathspec-file-nul
+    say "took $count files out of the tree (listed in .sitting/removed); unpack puts them back (or: $0 restore)"
+}
+
+restore() {
+    [[ -s .sitting/removed ]] || return 0
+    git restore --source=HEAD --staged --worktree --pathspec-from-file=.sitting/removed --pathspec-file-nul
+    say "put back the $(tr -cd '\0' <.sitting/removed | wc -c) files lighten took out"
+    rm .sitting/removed
+}
+
 prepare() {
     local data_root=${1:-${HARNESS_DATA_ROOT:-}}
     [[ -n $data_root ]] || die "prepare needs the data folder: give it, or set HARNESS_DATA_ROOT"
@@ -131,6 +161,9 @@ prepare() {
 
     local tree ckpt room
     tree=$(tree_bytes)
+    if [[ ! -s .sitting/removed ]] && ((tree > 8 * MIB)); then
+        say "the tree is $(mib "$tree"): \`$0 lighten\` first takes the bundles' tables out of it for the sitting"
+    fi
     ckpt=$(checkpoint_bytes)
     room=$((CALL_LIMIT - tree - MARGIN))
     ((room > 0)) || die "the tree alone is $(mib "$tree"): no room for data under the call limit of $(mib "$CALL_LIMIT")"
@@ -456,7 +489,7 @@ do_work() { # K N
     fi
     if ((k == first_throughput)); then
         local args=()
-        read -r -a args <<<"${SITTING_THROUGHPUT_ARGS---device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64 --options bf16 bf16+channels_last}"
+        read -r -a args <<<"${SITTING_THROUGHPUT_ARGS---device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64 --alone-runs 4 --options tf32 bf16 bf16+channels_last compile}"
         run_task pack-throughput "${SITTING_THROUGHPUT_S:-180}" "$PY" benchmarks/pack_throughput.py "${args[@]}"
     fi
     if ((k == n)); then
@@ -625,6 +658,7 @@ PY
 unpack() {
     local from=${1:-}
     [[ -n $from && -d $from ]] || die "unpack needs the folder where a call's files landed"
+    restore
     local dest=$ROOT/results/sitting sums found=0 sum k md5 size count pieces tmp actual
     mkdir -p "$dest"
     mapfile -t sums < <(find "$from" -name 'sitting-*.md5' -type f | sort -V)
@@ -688,6 +722,8 @@ EOF
 command=${1:-}
 shift || true
 case $command in
+    lighten) lighten ;;
+    restore) restore ;;
     prepare) prepare "$@" ;;
     step) step "$@" ;;
     sweeps)
@@ -696,5 +732,5 @@ case $command in
         ;;
     unpack) unpack "$@" ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$SCRIPT" | sed '$d' | sed 's/^# \{0,1\}//' ;;
-    *) die "usage: scripts/gpu-sitting.sh prepare [DATA_ROOT] | step K|all | sweeps [BUNDLE] | unpack DIR (--help)" ;;
+    *) die "usage: scripts/gpu-sitting.sh lighten | prepare [DATA_ROOT] | step K|all | sweeps [BUNDLE] | unpack DIR | restore (--help)" ;;
 esac

@@ -317,3 +317,28 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
     assert "harness sweep sweeps/table1.toml --results-dir reproduction/h200 --device cuda --pack 16" in calls
     assert "table1 interrupted" in calls and "fig2b" not in calls and "cifar10" not in calls
     assert "time budget spent during table1" in done.stdout
+
+
+def test_lighten_takes_the_bundles_out_of_the_tree_and_unpack_puts_them_back(tmp_path):
+    here = checkout(tmp_path / "here")
+    kept = ["reproduction/h200/bundle.toml", "reproduction/h200/runs/a.parquet"]
+    taken = ["reproduction/h200/examples/a.parquet", "reproduction/cpu/runs/b.parquet", "reproduction/cpu/bundle.toml"]
+    for name in kept + taken:
+        (here / name).parent.mkdir(parents=True, exist_ok=True)
+        (here / name).write_bytes(b"y" * 3000)
+    git = ["git", "-C", str(here), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "bundles"], check=True)
+    full = tree_bytes(here)
+
+    sitting(here, "lighten")
+    assert tree_bytes(here) == full - 3 * 3000
+    assert all((here / name).exists() for name in kept) and not any((here / name).exists() for name in taken)
+    assert "already lightened" in sitting(here, "lighten", check=False).stdout
+
+    returned = tmp_path / "returned"
+    returned.mkdir()
+    sitting(here, "unpack", str(returned))
+    assert all((here / name).read_bytes() == b"y" * 3000 for name in kept + taken)
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
+    assert status == ""
