@@ -111,7 +111,9 @@ def test_the_step_loop_on_cuda_never_waits_for_the_device(tmp_path, monkeypatch,
     monkeypatch.setattr(Training, "end_epoch", end_epoch_may_wait)
     progress = RichRunProgress(Progress(disable=True))
     config, device = check_run(RunConfig(**{**SMALL, "epochs": 2}, compile=compile), "cuda")
-    training = Training(config, prepare_data("digits", train_size=256, test_size=100), build_regularizers(()), device)
+    training = Training(
+        config, prepare_data("digits", "random_labels", train_size=256, test_size=100), build_regularizers(()), device
+    )
     training.run(progress)  # warm-up: compiles, records its graphs
     training.finished, training.config = False, RunConfig(**{**vars(config), "epochs": 4})
     torch.cuda.set_sync_debug_mode("error")
