@@ -306,6 +306,25 @@ def test_a_pack_on_cuda_trains_as_its_runs_alone(tmp_path, precision):
         )
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model", ["mlp_1x512", "inception"])
+def test_a_compiled_pack_on_cuda_trains_as_its_runs_alone(tmp_path, model):
+    """--compile: the vectorized step under torch.compile with CUDA graphs (Inception's BatchNorm
+    buffers are updated in place) against each run alone, compiled too."""
+    runs = configs(model, compile=True, lr=0.01)
+    outcomes = execute_pack(runs, tmp_path / "packed", device="cuda")
+    for config, outcome in zip(runs, outcomes):
+        execute(config, tmp_path / "alone", device="cuda")
+        assert outcome.row["pack_size"] == 3 and outcome.row["compile"]
+        assert_same_training(
+            epoch_rows(tmp_path / "packed", config.run_id),
+            epoch_rows(tmp_path / "alone", config.run_id),
+            outcome.row["train_size"],
+            1e-3,
+        )
+
+
 def test_memorization_models_train_in_packs(tmp_path):
     args = [
         "memorization",
