@@ -308,11 +308,10 @@ def test_a_pack_on_cuda_trains_as_its_runs_alone(tmp_path, precision):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("model", ["mlp_1x512", "inception"])
-def test_a_compiled_pack_on_cuda_trains_as_its_runs_alone(tmp_path, model):
-    """--compile: the vectorized step under torch.compile with CUDA graphs (Inception's BatchNorm
-    buffers are updated in place) against each run alone, compiled too."""
-    runs = configs(model, compile=True, lr=0.01)
+def test_a_compiled_pack_on_cuda_trains_as_its_runs_alone(tmp_path):
+    """--compile: the vectorized step under torch.compile with CUDA graphs against each run alone,
+    compiled too (MLP 1x512: it compiles in seconds)."""
+    runs = configs("mlp_1x512", compile=True)
     outcomes = execute_pack(runs, tmp_path / "packed", device="cuda")
     for config, outcome in zip(runs, outcomes):
         execute(config, tmp_path / "alone", device="cuda")
