@@ -295,6 +295,7 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
         "table3-mnist",
         "gpu-kernel-solver",
         "pack-throughput",
+        "design-card",
         "sweep-table1",
         "sweep-fig2b",
         "sweep-fig1a",
@@ -302,8 +303,8 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
         "table3-cifar",
     ]
     assert tasks[3].endswith("skipped (SITTING_SKIP)")
-    assert tasks[5].split("\t")[1] == "124" and "stopped at its time limit" in tasks[5]
-    assert all(line.endswith("not started: the time budget was spent") for line in tasks[6:])
+    assert tasks[6].split("\t")[1] == "124" and "stopped at its time limit" in tasks[6]
+    assert all(line.endswith("not started: the time budget was spent") for line in tasks[7:])
     calls = log.read_text()
     assert "python -m pytest -m gpu -q -rA" in calls
     assert (
@@ -314,6 +315,7 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
         "python benchmarks/pack_throughput.py --device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64"
         in calls
     )
+    assert "harness run --plugin alexnet --corruption shuffled_pixels --device cuda --results-dir" in calls
     assert "harness sweep sweeps/table1.toml --results-dir reproduction/h200 --device cuda --pack 16" in calls
     assert "table1 interrupted" in calls and "fig2b" not in calls and "cifar10" not in calls
     assert "time budget spent during table1" in done.stdout
