@@ -224,24 +224,25 @@ class CannotPack(Exception):
 
 def train_pack(runs: list[StartedRun], on_finished: Callable[[StartedRun], None]) -> None:
     """Train the runs together until each stops; ``on_finished(run)`` as each one does. Raises
-    :class:`CannotPack` when the first vectorized step fails."""
+    :class:`CannotPack` when the first vectorized step fails; until it has succeeded, the runs'
+    loggers have not heard of them (their runs start again one at a time)."""
     progress = RunProgress()
     for run in runs:
         run.training.begin(progress)
     active = [run for run in runs if not run.training.finished]
-    for run in runs:
-        if run.training.finished:
-            on_finished(run)
     step = PackedStep([run.training for run in active]) if active else None
-    first = True
+    packed = not active
+    if packed:
+        announce_and_finish(runs, on_finished)
     while active:
         epochs = [run.training.start_epoch() for run in active]
         for indices in zip(*(batches for _, _, batches in epochs)):
-            if first:
-                trial_step(step, list(indices))
-                first = False
-            else:
+            if packed:
                 step(list(indices))
+            else:
+                trial_step(step, list(indices))
+                packed = True
+                announce_and_finish(runs, on_finished)
         for run, (epoch, lr, _) in zip(active, epochs):
             run.training.end_epoch(epoch, lr, progress, run.run_id, run.checkpoint)
         for run in active:
@@ -250,6 +251,15 @@ def train_pack(runs: list[StartedRun], on_finished: Callable[[StartedRun], None]
         active = [run for run in active if not run.training.finished]
         if active:
             step.set_active([run.training for run in active])
+
+
+def announce_and_finish(runs: list[StartedRun], on_finished: Callable[[StartedRun], None]) -> None:
+    """Tell every run's loggers that it started; ``on_finished`` the runs with no epoch left."""
+    for run in runs:
+        run.announce()
+    for run in runs:
+        if run.training.finished:
+            on_finished(run)
 
 
 def trial_step(step: PackedStep, indices: list[torch.Tensor]) -> None:
@@ -338,7 +348,15 @@ def train_started(
     runs = []
     for config, torch_device in todo:
         run = start_run(
-            config, results_dir, data_root, torch_device, resume=resume, pack_size=len(todo), log=log, sweep=sweep
+            config,
+            results_dir,
+            data_root,
+            torch_device,
+            resume=resume,
+            pack_size=len(todo),
+            log=log,
+            sweep=sweep,
+            announce=False,  # once the first packed step has shown that the model vectorizes
         )
         generator = torch.Generator(device=torch_device)
         generator.set_state(checkpoint.device_state(torch_device))

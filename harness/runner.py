@@ -440,10 +440,19 @@ class StartedRun:
     results_dir: Path
     clock_start: float
     loggers: RunLoggers
+    sweep: str | None = None
+    announced: bool = False
+    """Whether the loggers have heard that it started."""
 
     @property
     def run_id(self) -> str:
         return self.config.run_id
+
+    def announce(self) -> None:
+        """Tell the loggers that the run started (once)."""
+        if not self.announced:
+            self.announced = True
+            self.loggers.run_started(self.config, self.results_dir, self.row["resumed_from_epoch"], self.sweep)
 
 
 def completed_run(config: RunConfig, results_dir: Path) -> RunOutcome | None:
@@ -464,11 +473,13 @@ def start_run(
     pack_size: int = 1,
     log: tuple[str, ...] = (),
     sweep: str | None = None,
+    announce: bool = True,
 ) -> StartedRun:
     """Load the data and build the training of ``config`` (a resolved configuration), continued from its
     checkpoint unless ``resume`` is false; its ``runs`` row says ``interrupted`` until it is finished.
     The loggers of ``log`` (``NAME[=URI]``, :mod:`harness.loggers`) hear that it started, with the name
-    of its ``sweep``, and then of each epoch and of its end."""
+    of its ``sweep`` (at once, or with ``announce`` false when :meth:`StartedRun.announce` says so),
+    and then of each epoch and of its end."""
     regularizers = build_regularizers(config.regularizers)
     data = prepare_data(
         config.dataset,
@@ -513,8 +524,10 @@ def start_run(
     }
     loggers = RunLoggers(log, config.run_id)
     training.loggers = loggers
-    loggers.run_started(config, results_dir, resumed_from_epoch, sweep)
-    return StartedRun(config, training, row, saved, Path(results_dir), time.perf_counter(), loggers)
+    run = StartedRun(config, training, row, saved, Path(results_dir), time.perf_counter(), loggers, sweep)
+    if announce:
+        run.announce()
+    return run
 
 
 def finish_run(run: StartedRun, status: str, error: BaseException | None = None) -> Path:
@@ -527,6 +540,7 @@ def finish_run(run: StartedRun, status: str, error: BaseException | None = None)
     row.update(summarize(training.history, training.steps), stopped_early=training.stopped_early)
     row["wall_seconds"] = time.perf_counter() - run.clock_start
     try:
+        run.announce()  # (a pack's run that stops before its first packed step)
         run.loggers.run_finished(row)
     finally:  # a Ctrl-C while the loggers finish loses nothing
         path = store(run.results_dir, row, training.history, training.examples_table(run.run_id))

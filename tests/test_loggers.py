@@ -363,3 +363,23 @@ def test_a_logger_that_raises_changes_no_stored_result(tmp_path, plain_results, 
 
 def without(rows, columns):
     return [{k: v for k, v in row.items() if k not in columns} for row in rows]
+
+
+def test_a_pack_that_falls_back_to_one_run_at_a_time_tells_each_logger_once(tmp_path, third_party, monkeypatch):
+    """The loggers hear of a pack's runs only once its first packed step worked: a model that cannot be
+    vectorized starts each run once, alone."""
+    from test_packing import DataDependent
+
+    from harness.packing import PackingWarning, execute_pack
+    from harness.registry import Entry
+
+    entry = Entry("models", "data_dependent", DataDependent, "test", {"default_lr": 0.01})
+    monkeypatch.setitem(get_registry()._entries["models"], "data_dependent", entry)
+    settings = {**SMALL, "model": "data_dependent", "epochs": 2}
+    runs = [resolve_config(RunConfig(**{**settings, "seed": seed})) for seed in (0, 1)]
+    events_file = tmp_path / "events.jsonl"
+    with pytest.warns(PackingWarning):
+        execute_pack(runs, tmp_path / "r", device="cpu", log=(f"recorder={events_file}",))
+    for config in runs:
+        mine = [e["event"] for e in read_events(events_file) if e["run_id"] == config.run_id]
+        assert mine == ["run_started", "epoch_finished", "epoch_finished", "run_finished"]
