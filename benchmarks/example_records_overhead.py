@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import runner
-from harness.data import prepare_data
+from harness.data import prepare_data_of
 from harness.examples import ExampleRecorder
 from harness.results import write_table
 from harness.runner import RunConfig, execute, resolve_config
@@ -74,9 +74,7 @@ def record_costs(config: RunConfig, repeats: int) -> tuple[float, float, float]:
     """CPU seconds of one training-set evaluation with and without the records, and of writing
     the ``examples`` file."""
     config = resolve_config(config)
-    data = prepare_data(
-        config.dataset, config.corruption, config.corrupt_prob, config.seed, config.train_size, config.test_size
-    )
+    data = prepare_data_of(config)
     training = runner.Training(config, data, [], torch.device("cpu"))
     inputs, labels = training.evaluations["train"]
 

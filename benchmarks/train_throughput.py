@@ -21,21 +21,13 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from harness.data import prepare_data, to_model_input
+from harness.data import prepare_data_of, to_model_input
 from harness.runner import RunConfig, build_model, evaluate, execute, resolve_config
 
 
 def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -> float:
     """Seconds of a plain PyTorch training loop with per-epoch evaluation."""
-    data = prepare_data(
-        config.dataset,
-        config.corruption,
-        config.corrupt_prob,
-        config.seed,
-        config.train_size,
-        config.test_size,
-        data_root,
-    )
+    data = prepare_data_of(config, data_root)
     x_train, y_train = to_model_input(data.x_train, data).to(device), torch.as_tensor(data.y_train, device=device)
     x_test, y_test = to_model_input(data.x_test, data).to(device), torch.as_tensor(data.y_test, device=device)
     torch.manual_seed(config.seed)

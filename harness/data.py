@@ -152,6 +152,20 @@ def prepare_data(
     return mark_corrupted(clean, corrupt(clean, corrupt_prob, corruption_rng(seed, corruption)), corruption)
 
 
+def prepare_data_of(config, root: Path | None = None) -> ImageDataset:
+    """:func:`prepare_data` of what a configuration names: its ``dataset``, ``corruption``,
+    ``corrupt_prob``, ``seed``, ``train_size`` and ``test_size`` (a run's, a kernel run's, ...)."""
+    return prepare_data(
+        config.dataset,
+        config.corruption,
+        config.corrupt_prob,
+        config.seed,
+        config.train_size,
+        config.test_size,
+        root,
+    )
+
+
 def changed_rows(before: np.ndarray, after: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """(N,) bool: rows of ``after`` that differ from the same rows of ``before`` (all, if the shapes differ)."""
     if before.shape != after.shape:

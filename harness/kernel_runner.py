@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import __version__
-from harness.data import prepare_data
+from harness.data import prepare_data_of
 from harness.errors import ConfigError
 from harness.registry import get_registry
 from harness.results import check_writable, config_id, read_row, write_table
@@ -128,15 +128,7 @@ def execute(
     if existing is not None and existing["status"] == "completed" and not force:
         return KernelOutcome(existing, results_dir / "kernel_runs" / f"{run_id}.parquet", skipped=True)
     started_at, start = datetime.now(UTC), time.perf_counter()
-    data = prepare_data(
-        config.dataset,
-        config.corruption,
-        config.corrupt_prob,
-        config.seed,
-        config.train_size,
-        config.test_size,
-        data_root,
-    )
+    data = prepare_data_of(config, data_root)
     row = {
         **asdict(config),
         "feature_options": json.dumps(config.feature_options, sort_keys=True),

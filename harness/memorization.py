@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from harness.data import prepare_data
+from harness.data import prepare_data_of
 from harness.errors import HarnessError
 from harness.examples import auroc
 from harness.results import config_id, read_parquet, read_row, table_path, write_table
@@ -161,15 +161,7 @@ def estimate(
     loaded once first, so that missing data is one error rather than one per model."""
     configs = config.run_configs()
     if any(completed_row(results_dir, c) is None for c in configs):
-        prepare_data(
-            config.dataset,
-            config.corruption,
-            config.corrupt_prob,
-            config.seed,
-            config.train_size,
-            config.test_size,
-            data_root,
-        )
+        prepare_data_of(config, data_root)
     summary: SweepSummary = run_sweep(
         configs,
         results_dir,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import __version__, checkpoint
-from harness.data import ImageDataset, center_crop, prepare_data, standardize_per_image, to_model_input
+from harness.data import ImageDataset, center_crop, prepare_data_of, standardize_per_image, to_model_input
 from harness.errors import ConfigError
 from harness.examples import ExampleRecorder, examples_table
 from harness.loggers import RunLoggers, check_loggers
@@ -481,15 +481,7 @@ def start_run(
     of its ``sweep`` (at once, or with ``announce`` false when :meth:`StartedRun.announce` says so),
     and then of each epoch and of its end."""
     regularizers = build_regularizers(config.regularizers)
-    data = prepare_data(
-        config.dataset,
-        config.corruption,
-        config.corrupt_prob,
-        config.seed,
-        config.train_size,
-        config.test_size,
-        data_root,
-    )
+    data = prepare_data_of(config, data_root)
     training = Training(config, data, regularizers, device)
     model_entry = get_registry().get("models", config.model)
     saved = checkpoint.checkpoint_path(results_dir, config.run_id)

@@ -118,6 +118,13 @@ call_work() { # K N: what call K of N does
     echo "${work[*]}"
 }
 
+# .sitting/ ignores itself (a '*' .gitignore inside it): it never travels unless carried and is
+# never committed, in any checkout, without touching the repository's shared git folder.
+make_sitting_folder() {
+    mkdir -p .sitting
+    printf '# made by scripts/gpu-sitting.sh: the data of a GPU sitting, never committed\n*\n' >.sitting/.gitignore
+}
+
 # The calls need the code, the sweep specs and, of the bundles, only what tells a sweep which runs
 # are done: $BUNDLE's runs tables. The rest of reproduction/ (about 20 MB, growing with every bundle)
 # leaves the index and the tree until unpack restores it from HEAD; .sitting/removed lists it.
@@ -126,8 +133,7 @@ lighten() {
     [[ ! -s .sitting/removed ]] || die "already lightened: unpack (or restore) puts the files back first"
     [[ -z $(git status --porcelain -- reproduction) ]] ||
         die "reproduction/ has changes not committed: commit them first (lighten takes its files out of the tree)"
-    mkdir -p .sitting
-    printf '# made by scripts/gpu-sitting.sh: the data of a GPU sitting, never committed\n*\n' >.sitting/.gitignore
+    make_sitting_folder
     git ls-files -z -- reproduction ":!$BUNDLE/bundle.toml" ":!$BUNDLE/runs" ":!$BUNDLE/kernel_runs" >.sitting/removed
     local count
     count=$(tr -cd '\0' <.sitting/removed | wc -c)
@@ -153,10 +159,7 @@ prepare() {
     done
     git rev-parse --is-inside-work-tree >/dev/null 2>&1 || die "$ROOT is not a git checkout: prepare measures what a call copies with git"
 
-    # .sitting/ ignores itself (a '*' .gitignore inside it): it never travels unless carried and is
-    # never committed, in any checkout, without touching the repository's shared git folder.
-    mkdir -p .sitting
-    printf '# made by scripts/gpu-sitting.sh prepare: the data of a GPU sitting, never committed\n*\n' >.sitting/.gitignore
+    make_sitting_folder
     rm -f .sitting/part-* .sitting/manifest .sitting/mnist.tar.gz .sitting/archive
 
     local tree ckpt room

@@ -64,7 +64,7 @@ def test_missing_data_names_folder_and_layouts(tmp_path):
 
 
 def test_run_then_results_table_csv_json(tmp_path):
-    result = invoke(
+    run = [
         "run",
         "--plugin",
         "mlp_1x512",
@@ -82,28 +82,11 @@ def test_run_then_results_table_csv_json(tmp_path):
         tmp_path,
         "--device",
         "cpu",
-    )
+    ]
+    result = invoke(*run)
     assert result.exit_code == 0, result.output
     assert "train acc" in result.stdout
-    again = invoke(
-        "run",
-        "--plugin",
-        "mlp_1x512",
-        "--dataset",
-        "digits",
-        "--corruption",
-        "random_labels",
-        "--train-size",
-        "100",
-        "--test-size",
-        "50",
-        "--epochs",
-        "2",
-        "--results-dir",
-        tmp_path,
-        "--device",
-        "cpu",
-    )
+    again = invoke(*run)
     assert "already completed" in again.stdout
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert len(rows) == 1 and rows[0]["corruption"] == "random_labels" and rows[0]["epochs"] == 2
@@ -134,51 +117,27 @@ def test_data_preview_and_export(tmp_path):
         assert arrays["x_train"].max() <= 1.0
 
 
+def tiny_run(results_dir):
+    """``harness run`` of MLP 1x512 on 50 digits for one epoch."""
+    return invoke(
+        *("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20"),
+        *("--epochs", "1", "--results-dir", results_dir, "--device", "cpu"),
+    )
+
+
 def test_results_lists_runs_that_failed_before_starting(tmp_path):
     from harness.executors import record_failure
     from harness.runner import RunConfig
 
     record_failure(tmp_path, RunConfig(model="mlp_1x512", dataset="digits"), "DataError: gone")
-    ok = invoke(
-        "run",
-        "--plugin",
-        "mlp_1x512",
-        "--dataset",
-        "digits",
-        "--train-size",
-        "50",
-        "--test-size",
-        "20",
-        "--epochs",
-        "1",
-        "--results-dir",
-        tmp_path,
-        "--device",
-        "cpu",
-    )
+    ok = tiny_run(tmp_path)
     assert ok.exit_code == 0, ok.output
     rows = json.loads(invoke("results", "--results-dir", tmp_path, "--format", "json").stdout)
     assert [r["status"] for r in rows] == ["failed", "completed"]
 
 
 def test_unreadable_result_files_are_named_and_skipped(tmp_path):
-    ok = invoke(
-        "run",
-        "--plugin",
-        "mlp_1x512",
-        "--dataset",
-        "digits",
-        "--train-size",
-        "50",
-        "--test-size",
-        "20",
-        "--epochs",
-        "1",
-        "--results-dir",
-        tmp_path,
-        "--device",
-        "cpu",
-    )
+    ok = tiny_run(tmp_path)
     assert ok.exit_code == 0, ok.output
     runs = tmp_path / "runs"
     good = next(runs.glob("*.parquet"))

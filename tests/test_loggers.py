@@ -174,33 +174,9 @@ def test_mlflow_sweep_of_three_runs_reads_back_equal_to_the_tables(tmp_path, mon
     for run_id, run in runs.items():
         row = table(tmp_path / "r", "runs", run_id)[0]
         params = run.data.params
-        assert {
-            k: params[k]
-            for k in (
-                "model",
-                "dataset",
-                "corruption",
-                "seed",
-                "train_size",
-                "test_size",
-                "batch_size",
-                "max_epochs",
-                "regularizers",
-            )
-        } == {
-            **{
-                k: str(row[k])
-                for k in (
-                    "model",
-                    "dataset",
-                    "corruption",
-                    "seed",
-                    "train_size",
-                    "test_size",
-                    "batch_size",
-                    "max_epochs",
-                )
-            },
+        logged = ("model", "dataset", "corruption", "seed", "train_size", "test_size", "batch_size", "max_epochs")
+        assert {k: params[k] for k in (*logged, "regularizers")} == {
+            **{k: str(row[k]) for k in logged},
             "regularizers": "none",
         }
         assert float(params["lr"]) == row["lr"] and float(params["corrupt_prob"]) == row["corrupt_prob"]

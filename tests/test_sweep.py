@@ -127,6 +127,23 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def sweep_command(spec, results, jobs: int) -> list[str]:
+    """``harness sweep SPEC`` on the CPU with ``jobs`` workers, as a process of its own would run it."""
+    return [
+        sys.executable,
+        "-c",
+        "from harness.cli import main; main()",
+        "sweep",
+        str(spec),
+        "--results-dir",
+        str(results),
+        "--device",
+        "cpu",
+        "--jobs",
+        str(jobs),
+    ]
+
+
 @pytest.mark.parametrize(
     "jobs, stop",
     [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)],
@@ -140,19 +157,7 @@ def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs
         {**DIGITS, "corruption": "random_labels", "epochs": 8},
     )
     results = tmp_path / "r"
-    command = [
-        sys.executable,
-        "-c",
-        "from harness.cli import main; main()",
-        "sweep",
-        str(spec),
-        "--results-dir",
-        str(results),
-        "--device",
-        "cpu",
-        "--jobs",
-        str(jobs),
-    ]
+    command = sweep_command(spec, results, jobs)
     process = subprocess.Popen(
         command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -245,19 +250,7 @@ def test_killed_worker_and_interrupted_sweep_resume_from_checkpoints(tmp_path):
         {**DIGITS, "train_size": 1000, "corruption": "random_labels", "epochs": 25},
     )
     results = tmp_path / "r"
-    command = [
-        sys.executable,
-        "-c",
-        "from harness.cli import main; main()",
-        "sweep",
-        str(spec),
-        "--results-dir",
-        str(results),
-        "--device",
-        "cpu",
-        "--jobs",
-        "2",
-    ]
+    command = sweep_command(spec, results, 2)
 
     # 1. A worker dies mid-run (SIGKILL): its run and the pool's other run are not completed.
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from harness.cli.common import (
@@ -22,7 +22,7 @@ from harness.cli.common import (
     warn,
     wide_console,
 )
-from harness.cli.progress import RunsLeft
+from harness.cli.progress import RunsLeft, progress_columns
 
 
 def memorization_command(
@@ -73,17 +73,10 @@ def memorization_command(
         lr=lr,
         lr_decay=lr_decay,
     )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[left]}"),
-    )
     pack = pack or 1
     note_packing_on_cpu(pack, device)
     try:
-        with Progress(*columns, console=err_console) as progress:
+        with Progress(*progress_columns("left"), console=err_console) as progress:
             task = progress.add_task("models", total=num_models, left="")
             left = RunsLeft(num_models)
 

@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import time
 
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+
+def progress_columns(field: str = "stats") -> tuple:
+    """The columns of a progress display: the task, its bar, steps done of all, time elapsed and the
+    task's text field ``field``."""
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn(f"{{task.fields[{field}]}}"),
+    )
+
 
 def format_seconds(seconds: float) -> str:
     """``seconds`` as H:MM:SS (rounded up, so that 0:00:00 only shows when nothing is left)."""

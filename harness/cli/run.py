@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from harness.cli.common import (
@@ -22,7 +22,7 @@ from harness.cli.common import (
     fail,
     format_cell,
 )
-from harness.cli.progress import Countdown, format_seconds
+from harness.cli.progress import Countdown, format_seconds, progress_columns
 
 
 class LossOnItsWay:
@@ -143,15 +143,8 @@ def run_command(
         channels_last=channels_last,
         compile=compile,
     )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
     try:
-        with Progress(*columns, console=err_console, transient=False) as progress:
+        with Progress(*progress_columns(), console=err_console, transient=False) as progress:
             outcome = execute(
                 config,
                 results_dir,

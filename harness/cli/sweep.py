@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from harness.cli.common import (
     ChannelsLastOption,
@@ -22,7 +22,7 @@ from harness.cli.common import (
     fail,
     note_packing_on_cpu,
 )
-from harness.cli.progress import RunsLeft
+from harness.cli.progress import RunsLeft, progress_columns
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -66,14 +66,7 @@ def sweep_command(
     console.print(
         f"sweep {spec}: {len(sweep.configs)} runs{packed} on {sweep.executor} -> {results_dir}", highlight=False
     )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-    )
-    with Progress(*columns, console=err_console) as progress:
+    with Progress(*progress_columns(), console=err_console) as progress:
         task = progress.add_task("runs", total=len(sweep.configs), stats="")
         left = RunsLeft(len(sweep.configs))
 

@@ -203,20 +203,7 @@ def header(results_dir: Path, dataset: str, all_runs: list[dict]) -> str:
 
 def table1_section(runs: list[dict], missing: list[str]) -> str:
     built, absent = table1.build(runs)
-    headers = [
-        "model",
-        "random crop",
-        "weight decay",
-        "labels",
-        "train %",
-        "paper train %",
-        "Δ train",
-        "test %",
-        "paper test %",
-        "Δ test",
-        "seeds",
-        "fit epoch",
-    ]
+    headers = [column for column in table1.COLUMNS if column not in ("params", "settings")]
     rows = []
     for paper, row in zip(table1.PAPER_TABLE1, built):
         cells = [(escape(table1.format_cell(c, row[c])), row[c]) for c in headers]
