@@ -24,11 +24,12 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from harness import runner
+from harness import training as runner
+from harness.config import RunConfig
 from harness.data import prepare_data_of
 from harness.examples import ExampleRecorder
 from harness.results import write_table
-from harness.runner import RunConfig, execute, resolve_config
+from harness.runner import execute, resolve_config
 from harness.schema import EXAMPLES_SCHEMA
 
 
@@ -53,7 +54,7 @@ def timed_run(config: RunConfig, records: bool) -> tuple[float, float]:
             stack.enter_context(mock.patch.object(runner, "evaluate", evaluate_without_records))
             stack.enter_context(mock.patch.object(ExampleRecorder, "end_epoch", lambda self, epoch: None))
             stack.enter_context(
-                mock.patch.object(runner.Training, "examples_table", lambda self, run_id: EXAMPLES_SCHEMA.empty_table())
+                mock.patch.object(runner.Training, "examples_table", lambda self: EXAMPLES_SCHEMA.empty_table())
             )
         wall, cpu = time.perf_counter(), time.process_time()
         execute(config, results, device="cpu")
@@ -88,7 +89,7 @@ def record_costs(config: RunConfig, repeats: int) -> tuple[float, float, float]:
     with_records()  # warm-up
     pairs = [(fastest(with_records, 3), fastest(without_records, 3)) for _ in range(repeats)]
     with tempfile.TemporaryDirectory() as results:
-        write = fastest(lambda: write_table(results, "examples", "x", training.examples_table("x"), EXAMPLES_SCHEMA), 3)
+        write = fastest(lambda: write_table(results, "examples", "x", training.examples_table(), EXAMPLES_SCHEMA), 3)
     return min(p[0] for p in pairs), min(p[1] for p in pairs), write
 
 
@@ -115,7 +116,7 @@ def main() -> None:
         corrupt_prob=0.2,
         train_size=args.train_size,
         test_size=args.test_size,
-        epochs=args.epochs,
+        max_epochs=args.epochs,
         lr=1e-9,
         lr_decay=1.0,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import prepare_data
+from harness.executors import ExecutorSettings
 from harness.memorization import MemorizationConfig, estimate, load_outcomes, split_half_spearman
 
 
@@ -77,7 +78,7 @@ def main() -> None:
         test_size=args.test_size,
         num_models=args.num_models,
         subset_fraction=args.subset_fraction,
-        epochs=args.epochs,
+        max_epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         lr_decay=1.0,
@@ -85,10 +86,8 @@ def main() -> None:
     print(f"load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}", flush=True)
     result = estimate(
         config,
-        args.results_dir,
-        device="cpu",
-        jobs=args.jobs,
-        on_result=lambda r: print(f"  model {r.config.subset[1]}: {r.status}", flush=True),
+        ExecutorSettings(results_dir=args.results_dir, device="cpu", jobs=args.jobs),
+        on_result=lambda r: print(f"  model {r.config.subset_seed}: {r.status}", flush=True),
     )
     print(f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
     table = result.table

@@ -36,11 +36,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from harness.config import RunConfig
 from harness.data import ImageDataset
 from harness.packing import execute_pack
 from harness.registry import get_registry
 from harness.results import read_table
-from harness.runner import RunConfig, execute, resolve_config
+from harness.runner import execute, resolve_config
 
 OPTIONS = {
     "bf16": {"precision": "bf16"},
@@ -103,7 +104,7 @@ def fast_path(config: RunConfig, options: list[str], device: str, table: Table) 
 
 def packing(config: RunConfig, sizes: list[int], device: str, table: Table, alone_runs: int | None) -> None:
     tolerance = 1e-3 if config.model == "inception" else 1e-4
-    images = config.train_size * config.epochs
+    images = config.train_size * config.max_epochs
     for k in sizes:
         runs = [resolve_config(RunConfig(**{**vars(config), "seed": seed})) for seed in range(k)]
         timed = runs[: alone_runs or k]  # the runs also trained alone, timed and checked
@@ -181,7 +182,7 @@ def main() -> None:
                 corruption="random_labels",
                 train_size=args.train_size,
                 test_size=args.test_size,
-                epochs=args.epochs,
+                max_epochs=args.epochs,
                 batch_size=args.batch_size,
             )
         )

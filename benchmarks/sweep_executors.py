@@ -29,9 +29,11 @@ RUNS_AT_ONCE = 2
 
 def measure(executor: str, options: dict, results_dir: Path) -> dict:
     """Run the sweep once on ``executor`` and measure it (in this process)."""
+    from harness.config import RunConfig
+    from harness.executors import ExecutorSettings
     from harness.results import read_table
-    from harness.runner import RunConfig, resolve_config
-    from harness.sweep import run_sweep
+    from harness.runner import resolve_config
+    from harness.sweep import Sweep, run_sweep
 
     configs = [
         resolve_config(
@@ -42,7 +44,7 @@ def measure(executor: str, options: dict, results_dir: Path) -> dict:
                 seed=seed,
                 train_size=1000,
                 test_size=297,
-                epochs=5,
+                max_epochs=5,
             )
         )
         for corruption in ("none", "random_labels")
@@ -55,7 +57,9 @@ def measure(executor: str, options: dict, results_dir: Path) -> dict:
     load_before = os.getloadavg()
     start_wall, start = time.time(), time.perf_counter()
     summary = run_sweep(
-        configs, results_dir, device="cpu", jobs=jobs, executor=executor, executor_options=options, poll_seconds=0.2
+        Sweep(configs=configs, executor=executor, executor_options=options),
+        ExecutorSettings(results_dir=results_dir, device="cpu", jobs=jobs),
+        poll_seconds=0.2,
     )
     wall = time.perf_counter() - start
     rows = read_table(results_dir, "runs").to_pylist()

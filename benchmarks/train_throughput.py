@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from harness.config import RunConfig
 from harness.data import prepare_data_of, to_model_input
-from harness.runner import RunConfig, build_model, evaluate, execute, resolve_config
+from harness.runner import execute, resolve_config
+from harness.training import build_model, evaluate
 
 
 def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -> float:
@@ -36,7 +38,7 @@ def bare_loop(config: RunConfig, device: torch.device, data_root: Path | None) -
     order_generator = torch.Generator().manual_seed(config.seed)
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(config.epochs):
+    for _ in range(config.max_epochs):
         model.train()
         for index in torch.randperm(len(y_train), generator=order_generator).to(device).split(config.batch_size):
             loss = F.cross_entropy(model(x_train[index]), y_train[index])
@@ -55,7 +57,7 @@ def harness_loop(config: RunConfig, device: torch.device, data_root: Path | None
     """Seconds of ``harness.runner.execute``'s training loop (its own wall clock, data loading excluded)."""
     with tempfile.TemporaryDirectory() as results:
         row = execute(config, Path(results), data_root=data_root, device=device.type, force=True).row
-    assert row["epochs"] == config.epochs, "the run stopped early; use random labels so it runs every epoch"
+    assert row["epochs"] == config.max_epochs, "the run stopped early; use random labels so it runs every epoch"
     return row["wall_seconds"]
 
 
@@ -95,10 +97,10 @@ def main() -> None:
                     corruption="random_labels",
                     train_size=args.train_size,
                     test_size=args.test_size,
-                    epochs=args.epochs,
+                    max_epochs=args.epochs,
                 )
             )
-            bare_loop(replace(config, epochs=1), device, args.data_root)  # warm-up
+            bare_loop(replace(config, max_epochs=1), device, args.data_root)  # warm-up
             images = args.train_size * args.epochs
             seconds = {"harness": [], "bare": []}
             for _ in range(args.repeats):

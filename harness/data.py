@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from harness.errors import HarnessError
+from harness.registry import get_registry
 
 DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
 
@@ -75,7 +76,7 @@ def to_float(data: ImageDataset) -> ImageDataset:
     )
 
 
-def subset(data: ImageDataset, train_size: int | None, test_size: int | None) -> ImageDataset:
+def first_examples(data: ImageDataset, train_size: int | None, test_size: int | None) -> ImageDataset:
     """The first ``train_size`` / ``test_size`` examples in canonical order."""
     for split, size in (("train", train_size), ("test", test_size)):
         available = len(getattr(data, f"y_{split}"))
@@ -117,8 +118,6 @@ def to_model_input(images: np.ndarray | torch.Tensor, data: ImageDataset) -> tor
 
 def load_dataset(name: str, root: Path | None = None, download: bool = True) -> ImageDataset:
     """Load a registered data set (uint8 images) from ``root`` (default :func:`default_data_root`)."""
-    from harness.registry import get_registry
-
     loader = get_registry().get("datasets", name).obj
     root = Path(root) if root is not None else default_data_root()
     return loader(root, download)
@@ -143,12 +142,10 @@ def prepare_data(
     The corruption is a function of (data set, sizes, corruption, p, seed) alone, so it is
     identical across epochs and re-runs and differs between seeds.
     """
-    from harness.registry import get_registry
-
     if not 0.0 <= corrupt_prob <= 1.0:
         raise DataError(f"--corrupt-prob must be in [0, 1], got {corrupt_prob}")
     corrupt = get_registry().get("corruptions", corruption).obj
-    clean = to_float(subset(load_dataset(dataset, root), train_size, test_size))
+    clean = to_float(first_examples(load_dataset(dataset, root), train_size, test_size))
     return mark_corrupted(clean, corrupt(clean, corrupt_prob, corruption_rng(seed, corruption)), corruption)
 
 

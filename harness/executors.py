@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.packing import execute_pack
 from harness.registry import get_registry, missing_engine
 from harness.results import read_row, write_table
-from harness.runner import RunConfig
 from harness.schema import RUNS_SCHEMA
 
 
@@ -51,9 +51,10 @@ class Pack:
         return len(self.configs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ExecutorSettings:
-    """What every executor is told, besides its own options."""
+    """What every executor is told, besides its own options: where results and data are, and how the
+    runs of a sweep are trained."""
 
     results_dir: Path
     data_root: Path | None = None
@@ -62,9 +63,10 @@ class ExecutorSettings:
     runs_per_gpu: int = 1
     resume: bool = True
     log: tuple[str, ...] = ()
-    """``NAME[=URI]`` of the loggers every run reports to (``--log``)."""
+    """``NAME[=URI]`` of the loggers every run reports to (``--log``; :func:`harness.sweep.run_sweep`
+    sets the sweep's)."""
     sweep: str | None = None
-    """The sweep's name, told to the loggers."""
+    """The sweep's name, told to the loggers (:func:`harness.sweep.run_sweep` sets it)."""
 
     @property
     def log_dir(self) -> Path:
@@ -90,43 +92,25 @@ class Executor(Protocol):
 
 @dataclass
 class RunTask:
-    """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed settings.
+    """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed ``settings``.
 
-    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default);
-    ``log`` and ``sweep`` are the run's loggers and sweep name (:class:`ExecutorSettings`).
+    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
     """
 
-    results_dir: Path
-    data_root: Path | None
-    device: str
-    resume: bool = True
+    settings: ExecutorSettings
     threads: int | None = None
-    log: tuple[str, ...] = ()
-    sweep: str | None = None
 
     def __call__(self, pack: Pack) -> list[Result]:
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_pack(
-            pack, self.results_dir, self.data_root, self.device, self.resume, log=self.log, sweep=self.sweep
-        )
+        return run_pack(pack, self.settings)
 
 
-def run_pack(
-    pack: Pack,
-    results_dir: Path,
-    data_root: Path | None,
-    device: str,
-    resume: bool = True,
-    *,
-    log: tuple[str, ...] = (),
-    sweep: str | None = None,
-) -> list[Result]:
-    """Run the configurations of ``pack``, one Result each; a failure is stored as ``failed`` runs and
-    returned, not raised (runs of the pack stored before it keep their results). Every run reports
-    to the loggers ``log``, told the ``sweep``'s name."""
+def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
+    """Run the configurations of ``pack`` as ``settings`` say, one Result each; a failure is stored as
+    ``failed`` runs and returned, not raised (runs of the pack stored before it keep their results)."""
     landed: dict[str, Result] = {}
 
     def land(config: RunConfig, outcome) -> None:
@@ -134,12 +118,19 @@ def run_pack(
 
     try:
         execute_pack(
-            list(pack.configs), results_dir, data_root, device, resume=resume, on_outcome=land, log=log, sweep=sweep
+            list(pack.configs),
+            settings.results_dir,
+            settings.data_root,
+            settings.device,
+            resume=settings.resume,
+            on_outcome=land,
+            log=settings.log,
+            sweep=settings.sweep,
         )
     except KeyboardInterrupt:
         return [landed.get(config.run_id) or Result(config, "interrupted") for config in pack.configs]
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
-        return record_failures(results_dir, pack, f"{type(error).__name__}: {error}", landed)
+        return record_failures(settings.results_dir, pack, f"{type(error).__name__}: {error}", landed)
     return [landed[config.run_id] for config in pack.configs]
 
 
@@ -156,32 +147,19 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result
     """Store a ``failed`` runs row unless the runner already stored one; the failed Result."""
     existing = read_row(results_dir, "runs", config.run_id)
     if existing is None or existing["status"] != "failed":
-        row = {
-            "run_id": config.run_id,
-            "status": "failed",
-            "error": message,
-            "max_epochs": config.epochs,
-            "regularizers": list(config.regularizers),
-            **{
-                k: getattr(config, k)
-                for k in ("model", "dataset", "corruption", "corrupt_prob", "seed", "batch_size", "lr")
-            },
-        }
+        row = {**config.to_row(), "status": "failed", "error": message}
         write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
     return Result(config, "failed", error=message)
 
 
 def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
     """The task of every run of a sweep, with absolute paths (a worker may start elsewhere)."""
-    return RunTask(
-        Path(settings.results_dir).absolute(),
-        None if settings.data_root is None else Path(settings.data_root).absolute(),
-        settings.device,
-        settings.resume,
-        threads,
-        settings.log,
-        settings.sweep,
+    absolute = replace(
+        settings,
+        results_dir=Path(settings.results_dir).absolute(),
+        data_root=None if settings.data_root is None else Path(settings.data_root).absolute(),
     )
+    return RunTask(absolute, threads)
 
 
 def parse_option(text: str) -> tuple[str, object]:

@@ -23,7 +23,7 @@ import pluggy
 if TYPE_CHECKING:  # for the documentation only: the core never imports Typer
     import typer
 
-    from harness.runner import RunConfig
+    from harness.config import RunConfig
 
 Register = Callable[..., None]
 """``register(name: str, obj, **info) -> None``: adds ``obj`` under ``name``."""
@@ -188,7 +188,7 @@ class RunEvents:
         ----------
         run_id : str
             The run's id (``runs.run_id``).
-        config : harness.runner.RunConfig
+        config : harness.config.RunConfig
             The run's configuration, with the learning rate resolved.
         results_dir : pathlib.Path
             The results folder the run is stored in.

@@ -17,7 +17,7 @@ from harness import __version__
 from harness.data import prepare_data_of
 from harness.errors import ConfigError
 from harness.registry import get_registry
-from harness.results import check_writable, config_id, read_row, write_table
+from harness.results import check_writable, completed_row, config_id, table_path, write_table
 
 DEVICES = ("auto", "cpu", "cuda")
 MEDIAN_SAMPLE = 500
@@ -124,9 +124,9 @@ def execute(
     results_dir = Path(results_dir)
     check_writable(results_dir)
     run_id = config.run_id
-    existing = read_row(results_dir, "kernel_runs", run_id)
-    if existing is not None and existing["status"] == "completed" and not force:
-        return KernelOutcome(existing, results_dir / "kernel_runs" / f"{run_id}.parquet", skipped=True)
+    done = None if force else completed_row(results_dir, "kernel_runs", run_id)
+    if done is not None:
+        return KernelOutcome(done, table_path(results_dir, "kernel_runs", run_id), skipped=True)
     started_at, start = datetime.now(UTC), time.perf_counter()
     data = prepare_data_of(config, data_root)
     row = {

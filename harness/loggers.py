@@ -26,7 +26,7 @@ from harness.registry import UnknownNameError, get_registry, missing_engine
 from harness.schema import RUNS_SCHEMA
 
 if TYPE_CHECKING:
-    from harness.runner import RunConfig
+    from harness.config import RunConfig
 
 
 class LoggerError(ConfigError):

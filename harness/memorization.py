@@ -7,7 +7,7 @@ records all training examples, trained on or left out (``examples`` table). The 
 example i is P(classified as its label | i trained on) - P(classified as its label | i left out).
 
 A score says something only when the models memorize their training subsets, so the defaults
-train each model until it fits its subset (at most ``epochs`` epochs, at a constant learning
+train each model until it fits its subset (at most ``max_epochs`` epochs, at a constant learning
 rate that fits the built-in data sets), and an estimate whose models did not all fit says so
 in one line (``Estimate.fit_warning``, stored with the scores).
 """
@@ -20,20 +20,22 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from harness.config import RunConfig
 from harness.data import prepare_data_of
 from harness.errors import HarnessError
 from harness.examples import auroc
-from harness.results import config_id, read_parquet, read_row, table_path, write_table
-from harness.runner import RunConfig, resolve_config
+from harness.executors import ExecutorSettings
+from harness.results import completed_row, config_id, read_parquet, read_row, table_path, write_table
+from harness.runner import resolve_config
 from harness.schema import MEMORIZATION_SCHEMA
-from harness.sweep import SweepSummary, completed_row, run_sweep
+from harness.sweep import Sweep, SweepSummary, run_sweep
 
 
 class MemorizationError(HarnessError):
     """An estimate cannot be made (bad settings, or some of its runs failed)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MemorizationConfig:
     """Everything that defines an estimate; its hash is the estimate's ``run_id``.
 
@@ -51,7 +53,7 @@ class MemorizationConfig:
     test_size: int | None = None
     num_models: int = 100
     subset_fraction: float = 0.7
-    epochs: int = 100
+    max_epochs: int = 100
     batch_size: int = 64
     lr: float | None = 0.05
     lr_decay: float = 1.0
@@ -59,7 +61,8 @@ class MemorizationConfig:
     @property
     def run_id(self) -> str:
         fields = asdict(self)
-        fields["models"] = fields.pop("num_models")  # the key the stored estimates were hashed with
+        fields["models"] = fields.pop("num_models")  # the keys the stored estimates were hashed with
+        fields["epochs"] = fields.pop("max_epochs")
         return config_id(fields)
 
     def run_configs(self) -> list[RunConfig]:
@@ -69,7 +72,10 @@ class MemorizationConfig:
         if not 0.0 < self.subset_fraction < 1.0:
             raise MemorizationError(f"--subset-fraction must be in (0, 1), got {self.subset_fraction}")
         shared = {k: v for k, v in asdict(self).items() if k not in ("num_models", "subset_fraction")}
-        return [resolve_config(RunConfig(**shared, subset=(self.subset_fraction, k))) for k in range(self.num_models)]
+        return [
+            resolve_config(RunConfig(**shared, subset_fraction=self.subset_fraction, subset_seed=k))
+            for k in range(self.num_models)
+        ]
 
 
 @dataclass
@@ -137,42 +143,32 @@ def fit_warning(config: MemorizationConfig, train_accs: list[float]) -> str | No
     lr = "the model's" if config.lr is None else f"{config.lr:g}"
     return (
         f"{unfitted} of {len(train_accs)} models did not fit their training subsets (mean training accuracy "
-        f"{100 * np.mean(train_accs):.1f} %), so the scores say little: raise --epochs (now {config.epochs}) "
+        f"{100 * np.mean(train_accs):.1f} %), so the scores say little: raise --max-epochs (now {config.max_epochs}) "
         f"or --lr (now {lr})"
     )
 
 
 def estimate(
     config: MemorizationConfig,
-    results_dir: Path,
+    settings: ExecutorSettings,
     *,
-    data_root: Path | None = None,
-    device: str = "auto",
-    jobs: int = 1,
-    on_result=lambda result: None,
     executor: str = "local",
     executor_options: dict | None = None,
     pack: int = 1,
+    on_result=lambda result: None,
 ) -> Estimate:
-    """Train the K models (completed ones are reused) on ``executor`` (a sweep executor: local worker
-    processes, submitit or Ray; ``pack`` models at a time as one vectorized model), score every
-    training example and store the ``memorization`` table. Raises KeyboardInterrupt when the runs
-    were interrupted (run again to resume) and MemorizationError when some failed. The data are
-    loaded once first, so that missing data is one error rather than one per model."""
+    """Train the K models (completed ones are reused) as a sweep on ``executor`` (local worker
+    processes, submitit or Ray, made with ``settings``; ``pack`` models at a time as one vectorized
+    model), score every training example and store the ``memorization`` table. Raises
+    KeyboardInterrupt when the runs were interrupted (run again to resume) and MemorizationError when
+    some failed. The data are loaded once first, so that missing data is one error rather than one
+    per model."""
+    results_dir = settings.results_dir
     configs = config.run_configs()
-    if any(completed_row(results_dir, c) is None for c in configs):
-        prepare_data_of(config, data_root)
-    summary: SweepSummary = run_sweep(
-        configs,
-        results_dir,
-        data_root=data_root,
-        device=device,
-        jobs=jobs,
-        on_result=on_result,
-        executor=executor,
-        executor_options=executor_options,
-        pack=pack,
-    )
+    if any(completed_row(results_dir, "runs", c.run_id) is None for c in configs):
+        prepare_data_of(config, settings.data_root)
+    sweep = Sweep(configs=configs, executor=executor, executor_options=executor_options or {}, pack=pack)
+    summary: SweepSummary = run_sweep(sweep, settings, on_result=on_result)
     if summary.interrupted:
         raise KeyboardInterrupt
     if summary.failed:

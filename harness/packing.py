@@ -1,6 +1,6 @@
 """Packed training: K runs of one model trained together as one vectorized model (``torch.func``).
 
-Every run of a pack is a whole :class:`~harness.runner.Training` of its own: its model
+Every run of a pack is a whole :class:`~harness.training.Training` of its own: its model
 (initialized from its seed), optimizer (its learning rate, momentum, weight decay), batch order,
 data (its corruption, subset and holdout), augmentation draws and example records. Only the
 training step is shared: the runs' parameters and buffers are stacked and the model is applied
@@ -34,31 +34,19 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from harness import checkpoint
+from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.regularizers import build_regularizers
 from harness.results import check_writable
-from harness.runner import (
-    RunConfig,
-    RunOutcome,
-    RunProgress,
-    StartedRun,
-    Training,
-    check_run,
-    compiled,
-    completed_run,
-    computing_in,
-    execute,
-    finish_run,
-    model_options,
-    start_run,
-)
+from harness.runner import RunOutcome, StartedRun, check_run, completed_run, execute, finish_run, start_run
+from harness.training import RunProgress, Training, compiled, computing_in, model_options, train
 
 
 class PackingWarning(UserWarning):
     """A pack cannot be trained as one vectorized model; its runs train one at a time."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PackKey:
     """What the runs of one pack share: the model and its options, the data's shapes, the schedule's
     length, the precision and whether the step is compiled."""
@@ -69,7 +57,7 @@ class PackKey:
     train_size: int | None
     test_size: int | None
     batch_size: int
-    epochs: int
+    max_epochs: int
     holdout_fraction: float
     subset_fraction: float | None
     precision: str
@@ -80,17 +68,17 @@ def pack_key(config: RunConfig) -> PackKey:
     """The key of a resolved configuration: runs with equal keys can train in one pack."""
     regularizers = build_regularizers(config.regularizers)
     return PackKey(
-        config.model,
-        tuple(sorted(model_options(config, regularizers).items())),
-        config.dataset,
-        config.train_size,
-        config.test_size,
-        config.batch_size,
-        config.epochs,
-        max((r.holdout_fraction for r in regularizers), default=0.0),
-        config.subset[0] if config.subset else None,
-        config.precision,
-        config.compile,
+        model=config.model,
+        model_options=tuple(sorted(model_options(config, regularizers).items())),
+        dataset=config.dataset,
+        train_size=config.train_size,
+        test_size=config.test_size,
+        batch_size=config.batch_size,
+        max_epochs=config.max_epochs,
+        holdout_fraction=max((r.holdout_fraction for r in regularizers), default=0.0),
+        subset_fraction=config.subset_fraction,
+        precision=config.precision,
+        compile=config.compile,
     )
 
 
@@ -162,9 +150,13 @@ def packed_template(model: nn.Module, generators: list[torch.Generator]) -> nn.M
 
 
 class PackedStep:
-    """One SGD step of every run still training in a pack, as one vectorized forward and backward."""
+    """One SGD step of every run still training in a pack, as one vectorized forward and backward.
 
-    def __init__(self, trainings: list[Training]):
+    ``on_first_step()`` is called once the first step has succeeded; a failure of that step raises
+    :class:`CannotPack` (the model cannot be vectorized).
+    """
+
+    def __init__(self, trainings: list[Training], *, on_first_step: Callable[[], None] = lambda: None):
         self.generators: list[torch.Generator] = []
         self.template = packed_template(trainings[0].model, self.generators)
         self.vectorized = vmap(
@@ -176,12 +168,12 @@ class PackedStep:
         if trainings[0].config.compile and not draws_masks:  # torch.compile cannot trace per-run generators
             self.vectorized = compiled(self.vectorized, trainings[0].device)
         self.active: list[Training] = []
-        self.set_active(trainings)
+        self.on_first_step: Callable[[], None] | None = on_first_step
 
     def set_active(self, trainings: list[Training]) -> None:
-        """Train only ``trainings`` from now on (the runs that have not stopped)."""
+        """The runs that the next forward pass computes, in order."""
         self.active = list(trainings)
-        self.generators[:] = [t.model_generator for t in trainings]
+        self.generators[:] = [training.model_generator for training in self.active]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits (K, B, classes) of the active runs on their batches ``inputs`` (K, B, ...), in train
@@ -200,21 +192,32 @@ class PackedStep:
         named = [dict(getattr(t.model, members)()) for t in self.active]
         return {name: [own[name] for own in named] for name in named[0]}
 
-    def __call__(self, indices: list[torch.Tensor]) -> torch.Tensor:
-        """Train every active run on its batch (training-set positions ``indices[k]``); the summed loss."""
-        inputs = torch.stack([t.batches(index) for t, index in zip(self.active, indices)])
-        labels = torch.stack([t.batches.labels[index] for t, index in zip(self.active, indices)])
+    def __call__(self, batches: list[tuple[Training, torch.Tensor]]) -> torch.Tensor:
+        """Train each run of ``batches`` one step on its batch (training-set positions); the summed loss."""
+        if self.on_first_step is None:
+            return self.step(batches)
+        try:
+            loss = self.step(batches)
+        except Exception as error:  # noqa: BLE001 -- any failure of vmap/functional_call: train one at a time
+            message = str(error).strip().splitlines()
+            raise CannotPack(f"{type(error).__name__}: {message[0] if message else ''}") from error
+        announce, self.on_first_step = self.on_first_step, None
+        announce()
+        return loss
+
+    def step(self, batches: list[tuple[Training, torch.Tensor]]) -> torch.Tensor:
+        """One step of every run of ``batches``, as :meth:`harness.training.Training.step` is for one run."""
+        self.set_active([training for training, _ in batches])
+        inputs = torch.stack([t.batches(index) for t, index in batches])
+        labels = torch.stack([t.batches.labels[index] for t, index in batches])
         first = self.active[0]
         with computing_in(first.config.precision, first.device):
             logits = self.forward(inputs).float()
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
         loss = losses.mean(1).sum()
-        for t in self.active:
-            t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for t in self.active:
-            t.optimizer.step()
-            t.steps += 1
+        for training in self.active:
+            training.apply_gradients()
         return loss.detach()
 
 
@@ -224,52 +227,17 @@ class CannotPack(Exception):
 
 def train_pack(runs: list[StartedRun], on_finished: Callable[[StartedRun], None]) -> None:
     """Train the runs together until each stops; ``on_finished(run)`` as each one does. Raises
-    :class:`CannotPack` when the first vectorized step fails; until it has succeeded, the runs'
-    loggers have not heard of them (their runs start again one at a time)."""
-    progress = RunProgress()
-    for run in runs:
-        run.training.begin(progress)
-    active = [run for run in runs if not run.training.finished]
-    step = PackedStep([run.training for run in active]) if active else None
-    packed = not active
-    if packed:
-        announce_and_finish(runs, on_finished)
-    while active:
-        epochs = [run.training.start_epoch() for run in active]
-        for indices in zip(*(batches for _, _, batches in epochs)):
-            if packed:
-                step(list(indices))
-            else:
-                trial_step(step, list(indices))
-                packed = True
-                announce_and_finish(runs, on_finished)
-        for run, (epoch, lr, _) in zip(active, epochs):
-            run.training.end_epoch(epoch, lr, progress, run.run_id, run.checkpoint)
-        for run in active:
-            if run.training.finished:
-                on_finished(run)
-        active = [run for run in active if not run.training.finished]
-        if active:
-            step.set_active([run.training for run in active])
+    :class:`CannotPack` when the first vectorized step fails; until it has succeeded, the loggers of
+    the runs still to train have not heard of them (their runs start again one at a time)."""
+    by_training = {id(run.training): run for run in runs}
+    trainings = [run.training for run in runs]
 
+    def announce() -> None:
+        for run in runs:
+            run.announce()
 
-def announce_and_finish(runs: list[StartedRun], on_finished: Callable[[StartedRun], None]) -> None:
-    """Tell every run's loggers that it started; ``on_finished`` the runs with no epoch left."""
-    for run in runs:
-        run.announce()
-    for run in runs:
-        if run.training.finished:
-            on_finished(run)
-
-
-def trial_step(step: PackedStep, indices: list[torch.Tensor]) -> None:
-    """The first step of a pack: a failure of the vectorized model raises :class:`CannotPack` (nothing
-    is stored yet; the runs start again one at a time from their files)."""
-    try:
-        step(indices)
-    except Exception as error:  # noqa: BLE001 -- any failure of vmap/functional_call: train one at a time
-        message = str(error).strip().splitlines()
-        raise CannotPack(f"{type(error).__name__}: {message[0] if message else ''}") from error
+    step = PackedStep(trainings, on_first_step=announce)
+    train(trainings, step, RunProgress(), on_finished=lambda training: on_finished(by_training[id(training)]))
 
 
 def execute_pack(
@@ -343,11 +311,9 @@ def train_started(
     log: tuple[str, ...] = (),
     sweep: str | None = None,
 ) -> None:
-    """Start the runs of ``todo`` (each continues the global generator of its own initialization in
-    its ``model_generator``), train them as one pack, store each as it stops, the rest on the way out."""
-    runs = []
-    for config, torch_device in todo:
-        run = start_run(
+    """Start the runs of ``todo``, train them as one pack, store each as it stops, the rest on the way out."""
+    runs = [
+        start_run(
             config,
             results_dir,
             data_root,
@@ -358,10 +324,8 @@ def train_started(
             sweep=sweep,
             announce=False,  # once the first packed step has shown that the model vectorizes
         )
-        generator = torch.Generator(device=torch_device)
-        generator.set_state(checkpoint.device_state(torch_device))
-        run.training.model_generator = generator
-        runs.append(run)
+        for config, torch_device in todo
+    ]
     stored: set[str] = set()
 
     def finished(run: StartedRun) -> None:

@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow as pa
 
 from harness import __version__
+from harness.config import RunConfig
 from harness.data import ImageDataset, prepare_data
 from harness.results import check_writable, config_id, write_table
-from harness.runner import RunConfig, RunProgress, Training, resolve_config, resolve_device
+from harness.runner import resolve_config, resolve_device
 from harness.schema import column, schema
+from harness.training import RunProgress, Training, train_alone
 
 RADEMACHER_SCHEMA = schema(
     column("run_id", pa.string(), "hash of the command's options"),
@@ -95,7 +97,7 @@ def estimate(
             model=config.model,
             dataset=config.dataset,
             train_size=config.n,
-            epochs=config.epochs,
+            max_epochs=config.epochs,
             batch_size=config.batch_size,
             lr=config.lr,
             lr_decay=config.lr_decay,
@@ -110,7 +112,7 @@ def estimate(
     for trial in range(config.trials):
         sigma = signs(config.n, config.seed, trial)
         training = Training(run_config, with_sign_labels(data, sigma), [], torch_device)
-        training.run(progress or RunProgress())
+        train_alone(training, progress or RunProgress())
         last = training.history[-1]
         fitted = next((h["epoch"] for h in training.history if h["train_acc"] == 1.0), None)
         trials.append(

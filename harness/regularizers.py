@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from harness.errors import ConfigError
+from harness.registry import get_registry
 
 
 class RegularizerError(ConfigError):
@@ -70,8 +71,6 @@ def parse_float(
 
 def build_regularizers(specs: list[str] | tuple[str, ...]) -> list[Regularizer]:
     """Regularizer objects for ``NAME[=VALUE]`` specs, through the registry."""
-    from harness.registry import get_registry
-
     registry = get_registry()
     regularizers = []
     for spec in specs:

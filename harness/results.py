@@ -134,3 +134,9 @@ def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
     stored = read_parquet(path)
     rows = stored.to_pylist() if stored is not None else []
     return rows[0] if rows else None
+
+
+def completed_row(results_dir: Path, table: str, run_id: str) -> dict | None:
+    """The row stored for ``run_id`` in ``table`` when its status is ``completed``, else None."""
+    row = read_row(results_dir, table, run_id)
+    return row if row is not None and row["status"] == "completed" else None

@@ -47,7 +47,12 @@ RUNS_SCHEMA = schema(
     column("fit_step", pa.int64(), "SGD steps done by the end of fit_epoch, null if never"),
     column("best_test_acc", pa.float64(), "best test accuracy over all epochs"),
     column("stopped_early", pa.bool_(), "true when a regularizer (early_stopping) ended training"),
-    column("wall_seconds", pa.float64(), "seconds from start to end of the run"),
+    column(
+        "wall_seconds",
+        pa.float64(),
+        "seconds of training and evaluation, summed over every session that trained the run (the last epoch's "
+        "epochs.wall_seconds)",
+    ),
     column("started_at", pa.timestamp("us", tz="UTC"), "start time (UTC)"),
     column("device", pa.string(), "torch device the run used"),
     column("harness_version", pa.string(), "harness version"),
@@ -82,7 +87,12 @@ EPOCHS_SCHEMA = schema(
     column("test_acc", pa.float64(), "test accuracy"),
     column("holdout_loss", pa.float64(), "cross-entropy on the early-stopping holdout, null without one"),
     column("holdout_acc", pa.float64(), "accuracy on the early-stopping holdout, null without one"),
-    column("wall_seconds", pa.float64(), "seconds since the run started, at the end of this epoch's evaluation"),
+    column(
+        "wall_seconds",
+        pa.float64(),
+        "seconds of training and evaluation since the run started, at the end of this epoch's evaluation "
+        "(a resumed run continues the clock of its restored epochs)",
+    ),
 )
 
 EXAMPLES_SCHEMA = schema(
@@ -126,8 +136,3 @@ MEMORIZATION_SCHEMA = schema(
         "one line when some models did not fit their subsets (their scores say little), else null",
     ),
 )
-
-
-def describe(schema_: pa.Schema) -> list[tuple[str, str, str]]:
-    """(name, type, description) of every column."""
-    return [(f.name, str(f.type), f.metadata[b"description"].decode()) for f in schema_]

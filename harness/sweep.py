@@ -15,11 +15,12 @@ Spec format::
     [overrides]
     dataset = "cifar10"
     train_size = 2000
-    epochs = 60
+    max_epochs = 60
 
 Keys: :data:`OPTION_TO_FIELD`, exactly ``harness run``'s options but those of
 :data:`MACHINE_OPTIONS` (``harness sweep`` has its own), with ``--regularizer`` as the list
-``regularizers``. A key may appear in the grid or in the overrides, not both.
+``regularizers``; the old names of :data:`OLD_KEYS` are still read. A key may appear in the grid
+or in the overrides, not both.
 
 To sweep a union of grids (e.g. Table 1, where only some models take random crops),
 write several ``[[grid]]`` tables instead of one ``[grid]``: each is expanded on its
@@ -55,13 +56,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.checkpoint import checkpoint_path, saved_epochs, sigterm_as_interrupt
+from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.executors import ExecutorSettings, Pack, Result, make_executor, parse_option
 from harness.loggers import check_loggers
 from harness.packing import group_packs
 from harness.regularizers import build_regularizers
-from harness.results import check_writable, read_row
-from harness.runner import RunConfig, resolve_config
+from harness.results import check_writable, completed_row, read_row, table_path
+from harness.runner import resolve_config
 
 OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer as the list `regularizers`
     "plugin": "model",
@@ -72,7 +74,7 @@ OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer 
     "seed": "seed",
     "train_size": "train_size",
     "test_size": "test_size",
-    "epochs": "epochs",
+    "max_epochs": "max_epochs",
     "batch_size": "batch_size",
     "lr": "lr",
     "lr_decay": "lr_decay",
@@ -81,7 +83,10 @@ OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer 
     "channels_last": "channels_last",
     "compile": "compile",
 }
-"""Every sweep key and the :class:`~harness.runner.RunConfig` field it sets."""
+"""Every sweep key and the :class:`~harness.config.RunConfig` field it sets."""
+
+OLD_KEYS = {"epochs": "max_epochs"}
+"""Old names of sweep keys, still read (as the command line's old option spellings are)."""
 
 MACHINE_OPTIONS = ("device", "data_root", "results_dir", "force", "log")
 """``harness run``'s options that say where and how to run rather than what: not sweep keys."""
@@ -92,13 +97,18 @@ class SweepSpecError(ConfigError):
 
 
 def check_keys(keys, where: str) -> None:
-    unknown = sorted(set(keys) - set(OPTION_TO_FIELD))
+    unknown = sorted(set(keys) - set(OPTION_TO_FIELD) - set(OLD_KEYS))
     if unknown:
         raise SweepSpecError(f"unknown key(s) {', '.join(unknown)} in {where}; known: {', '.join(OPTION_TO_FIELD)}")
 
 
 def to_config(options: dict) -> RunConfig:
     """A RunConfig from snake_case ``harness run`` options."""
+    for old, new in OLD_KEYS.items():
+        if old in options:
+            if new in options:
+                raise SweepSpecError(f"{old} and {new} name one option (its old name and its name): give {new}")
+            options = {(new if key == old else key): value for key, value in options.items()}
     fields = {OPTION_TO_FIELD[key]: value for key, value in options.items()}
     if "regularizers" in fields:
         fields["regularizers"] = tuple(fields["regularizers"])
@@ -132,9 +142,11 @@ def expand(spec: dict) -> list[RunConfig]:
     return list(configs.values())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sweep:
-    """A loaded spec: its runs, the executor it asks for, the loggers of its runs and its name."""
+    """Runs to train: their configurations, the executor that runs them (and its options), the
+    loggers every run reports to, the sweep's name (told to them) and the pack size (``pack`` K > 1:
+    runs that share model, data sizes and schedule train K at a time as one vectorized model)."""
 
     configs: list[RunConfig]
     executor: str = "local"
@@ -193,12 +205,14 @@ def load_sweep(path: Path) -> Sweep:
     pack = spec.get("pack", 1)
     if not isinstance(pack, int) or isinstance(pack, bool) or pack < 1:
         raise SweepSpecError(f"pack must be a whole number of runs, at least 1, got {pack!r}")
-    return Sweep(configs, options.pop("name", "local"), options, spec_log(spec), Path(path).stem, pack)
-
-
-def load_spec(path: Path) -> list[RunConfig]:
-    """The runs of a TOML spec file (see :func:`load_sweep`)."""
-    return load_sweep(path).configs
+    return Sweep(
+        configs=configs,
+        executor=options.pop("name", "local"),
+        executor_options=options,
+        log=spec_log(spec),
+        name=Path(path).stem,
+        pack=pack,
+    )
 
 
 @dataclass
@@ -215,41 +229,26 @@ class SweepSummary:
         return [r for r in self.results if r.status == "failed"]
 
 
-def completed_row(results_dir: Path, config: RunConfig) -> dict | None:
-    row = read_row(results_dir, "runs", config.run_id)
-    return row if row is not None and row["status"] == "completed" else None
-
-
 def run_sweep(
-    configs: list[RunConfig],
-    results_dir: Path,
+    sweep: Sweep,
+    settings: ExecutorSettings,
     *,
-    data_root: Path | None = None,
-    device: str = "auto",
-    jobs: int = 1,
     on_result=lambda result: None,
-    executor: str = "local",
-    executor_options: dict | None = None,
-    resume: bool = True,
-    runs_per_gpu: int = 1,
     on_progress=lambda counts: None,
     poll_seconds: float = 1.0,
-    log: tuple[str, ...] = (),
-    sweep: str | None = None,
-    pack: int = 1,
 ) -> SweepSummary:
-    """Run every configuration not yet completed on ``executor``, calling ``on_result`` as each lands.
+    """Run every configuration of ``sweep`` not yet completed on its executor, made with ``settings``
+    (whose loggers and sweep name are the sweep's), calling ``on_result`` as each lands.
 
-    Every run reports to the loggers ``log`` (``NAME[=URI]``), which are told the sweep's name
-    ``sweep``. With ``pack`` K > 1, runs that share model, data sizes and schedule train K at a time as one
-    vectorized model, one task per pack (:mod:`harness.packing`); their results land when the
-    task ends (their files as each run stops). Completed runs are reported as ``skipped`` and
-    never submitted. ``on_progress`` gets the
-    counts of ``queued``, ``running`` and ``done`` runs every ``poll_seconds``. On Ctrl-C the
-    submitted tasks are cancelled (``summary.cancelled`` of them) and the summary says
-    ``interrupted``; running the sweep again resumes it (interrupted runs from their checkpoints).
+    With ``sweep.pack`` K > 1, one task per pack (:mod:`harness.packing`); its runs' results land
+    when the task ends (their files as each run stops). Completed runs are reported as ``skipped``
+    and never submitted. ``on_progress`` gets the counts of ``queued``, ``running`` and ``done``
+    runs every ``poll_seconds``. On Ctrl-C the submitted tasks are cancelled (``summary.cancelled``
+    of them) and the summary says ``interrupted``; running the sweep again resumes it (interrupted
+    runs from their checkpoints).
     """
-    check_loggers(log)
+    check_loggers(sweep.log)
+    settings = replace(settings, log=tuple(sweep.log), sweep=sweep.name)
     summary = SweepSummary()
 
     def finish(result: Result) -> None:
@@ -257,21 +256,20 @@ def run_sweep(
         on_result(result)
 
     todo = []
-    for config in configs:
-        row = completed_row(results_dir, config)
+    for config in sweep.configs:
+        row = completed_row(settings.results_dir, "runs", config.run_id)
         if row is None:
             todo.append(config)
         else:
             finish(Result(config, "skipped", row))
     if not todo:
         return summary
-    settings = ExecutorSettings(Path(results_dir), data_root, device, jobs, runs_per_gpu, resume, tuple(log), sweep)
-    check_writable(Path(results_dir))
-    engine = make_executor(executor, settings, executor_options)
+    check_writable(Path(settings.results_dir))
+    engine = make_executor(sweep.executor, settings, sweep.executor_options)
     with sigterm_as_interrupt():  # a scheduler's stop: cancel and shut the workers down, as on Ctrl-C
         try:
-            engine.submit([Pack(tuple(runs)) for runs in group_packs(todo, pack)])
-            while len(summary.results) < len(configs):
+            engine.submit([Pack(tuple(runs)) for runs in group_packs(todo, sweep.pack)])
+            while len(summary.results) < len(sweep.configs):
                 for result in engine.wait(poll_seconds):
                     finish(result)
                 on_progress({**engine.counts(), "done": len(summary.results)})
@@ -303,7 +301,7 @@ def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
         row = read_row(results_dir, "runs", config.run_id)
         saved = saved_epochs(checkpoint_path(results_dir, config.run_id))
         checkpoint = f"checkpoint after epoch {saved[0]}, written {time.time() - saved[1]:.0f} s ago" if saved else ""
-        stored_at = (Path(results_dir) / "runs" / f"{config.run_id}.parquet").stat().st_mtime if row else 0.0
+        stored_at = table_path(results_dir, "runs", config.run_id).stat().st_mtime if row else 0.0
         if saved and saved[1] > stored_at:
             states.append(RunState(config, "started", checkpoint))
         elif row is None:

@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 
 from harness import hookimpl
-from harness.runner import RunConfig
+from harness.config import RunConfig
 
 EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "holdout_loss", "holdout_acc", "lr")
 """``epochs`` columns logged as metrics every epoch."""
@@ -44,10 +44,6 @@ STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED"}
 def config_params(config: RunConfig) -> dict[str, str]:
     """The configuration as MLflow parameters, named as the ``runs`` columns; unset options left out."""
     fields = asdict(config)
-    subset = fields.pop("subset")
-    fields["max_epochs"] = fields.pop("epochs")
-    if subset is not None:
-        fields["subset_fraction"], fields["subset_seed"] = subset
     fields["regularizers"] = ",".join(config.regularizers) or "none"
     return {name: str(value) for name, value in fields.items() if value is not None}
 

@@ -16,6 +16,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from harness import hookimpl
+from harness.config import CONFIG_COLUMNS
 
 EPOCH_SCALARS = {
     "train_loss": "train/loss",
@@ -27,24 +28,7 @@ EPOCH_SCALARS = {
     "lr": "lr",
 }
 """``epochs`` column -> scalar tag."""
-HPARAMS = (
-    "model",
-    "dataset",
-    "corruption",
-    "corrupt_prob",
-    "regularizers",
-    "seed",
-    "train_size",
-    "test_size",
-    "subset_fraction",
-    "subset_seed",
-    "max_epochs",
-    "batch_size",
-    "lr",
-    "lr_decay",
-    "momentum",
-    "status",
-)
+HPARAMS = (*CONFIG_COLUMNS, "train_size", "test_size", "status")
 """``runs`` columns written as hyperparameters."""
 FINAL_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "best_test_acc", "fit_epoch", "epochs")
 """``runs`` columns written as ``final/<column>``, the hyperparameters' metrics."""

@@ -45,10 +45,13 @@ def test_plugins_json_still_works_with_one_warning():
 
 
 def test_results_model_is_plugin(tmp_path):
-    from harness.runner import RunConfig, execute
+    from harness.config import RunConfig
+    from harness.runner import execute
 
     execute(
-        RunConfig(model="mlp_1x512", dataset="digits", train_size=100, test_size=50, epochs=1), tmp_path, device="cpu"
+        RunConfig(model="mlp_1x512", dataset="digits", train_size=100, test_size=50, max_epochs=1),
+        tmp_path,
+        device="cpu",
     )
     old = invoke("results", "--results-dir", tmp_path, "--format", "json", "--model", "mlp_3x512")
     assert old.exit_code == 0 and json.loads(old.stdout) == [] and len(deprecation_lines(old)) == 1

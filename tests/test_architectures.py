@@ -13,11 +13,13 @@ from typer.testing import CliRunner
 
 from harness.architectures import ArchitectureError, model_name, parse_model_name
 from harness.cli import create_app
+from harness.config import RunConfig
 from harness.data import ImageDataset
 from harness.packing import PackingWarning, execute_pack
 from harness.registry import get_registry
 from harness.regularizers import RegularizerError, build_regularizers
-from harness.runner import RunConfig, RunProgress, Training, build_model, execute, resolve_config
+from harness.runner import execute, resolve_config
+from harness.training import RunProgress, Training, build_model, train_alone
 
 timm = pytest.importorskip("timm")
 
@@ -74,9 +76,9 @@ FITS = [  # (model, image shape, crop, batch size, learning rate); 1-2 minutes o
 @pytest.mark.slow
 @pytest.mark.parametrize("name, image_shape, crop, batch_size, lr", FITS)
 def test_fits_64_random_labels(name, image_shape, crop, batch_size, lr):
-    config = resolve_config(RunConfig(model=name, lr=lr, lr_decay=1.0, epochs=60, batch_size=batch_size))
+    config = resolve_config(RunConfig(model=name, lr=lr, lr_decay=1.0, max_epochs=60, batch_size=batch_size))
     training = Training(config, random_labels(image_shape, crop), [], torch.device("cpu"))
-    training.run(RunProgress())
+    train_alone(training, RunProgress())
     assert training.history[-1]["train_acc"] == 1.0
 
 
@@ -160,7 +162,7 @@ def test_runs_record_the_library_and_its_version(tmp_path):
         dataset="digits",
         train_size=32,
         test_size=16,
-        epochs=1,
+        max_epochs=1,
         regularizers=("weight_decay", "random_crop", "augment"),
     )
     row = execute(config, tmp_path, device="cpu").row
@@ -174,7 +176,7 @@ def test_runs_record_the_library_and_its_version(tmp_path):
 def test_library_models_train_in_a_pack(tmp_path):
     """torch.func vectorizes a torchvision ResNet (BatchNorm included): a pack of two, no fallback."""
     configs = [
-        RunConfig("torchvision:resnet18", dataset="digits", train_size=32, test_size=16, epochs=1, seed=seed)
+        RunConfig(model="torchvision:resnet18", dataset="digits", train_size=32, test_size=16, max_epochs=1, seed=seed)
         for seed in (0, 1)
     ]
     with warnings.catch_warnings():

@@ -14,8 +14,10 @@ import pytest
 import torch
 
 from harness import checkpoint
+from harness.config import RunConfig
 from harness.results import read_row, write_atomically
-from harness.runner import RunConfig, RunProgress, execute, resolve_config
+from harness.runner import execute, resolve_config
+from harness.training import RunProgress
 
 # Dropout draws from torch's global generator, random_crop from the batch generator:
 # a resume that missed either would train on different numbers.
@@ -26,7 +28,7 @@ CONFIG = RunConfig(
     train_size=200,
     test_size=50,
     batch_size=32,
-    epochs=4,
+    max_epochs=4,
     regularizers=("dropout=0.3", "random_crop=1"),
 )
 RUN_ID = resolve_config(CONFIG).run_id
@@ -117,7 +119,7 @@ def test_sigterm_stops_a_run_like_ctrl_c(tmp_path):
         "digits",
         "--corruption",
         "random_labels",
-        "--epochs",
+        "--max-epochs",
         "200",
         "--train-size",
         "1000",

@@ -2,13 +2,14 @@
 
 import pytest
 
-from harness.runner import RunConfig, execute
+from harness.config import RunConfig
+from harness.runner import execute
 
 pytestmark = pytest.mark.data
 
 
 def run(results, root, corruption):
-    config = RunConfig(model="mlp_1x512", corruption=corruption, train_size=1000, test_size=2000, epochs=150)
+    config = RunConfig(model="mlp_1x512", corruption=corruption, train_size=1000, test_size=2000, max_epochs=150)
     return execute(config, results, data_root=root, device="cpu").row
 
 

@@ -76,7 +76,7 @@ def test_run_then_results_table_csv_json(tmp_path):
         "100",
         "--test-size",
         "50",
-        "--epochs",
+        "--max-epochs",
         "2",
         "--results-dir",
         tmp_path,
@@ -121,13 +121,13 @@ def tiny_run(results_dir):
     """``harness run`` of MLP 1x512 on 50 digits for one epoch."""
     return invoke(
         *("run", "--plugin", "mlp_1x512", "--dataset", "digits", "--train-size", "50", "--test-size", "20"),
-        *("--epochs", "1", "--results-dir", results_dir, "--device", "cpu"),
+        *("--max-epochs", "1", "--results-dir", results_dir, "--device", "cpu"),
     )
 
 
 def test_results_lists_runs_that_failed_before_starting(tmp_path):
+    from harness.config import RunConfig
     from harness.executors import record_failure
-    from harness.runner import RunConfig
 
     record_failure(tmp_path, RunConfig(model="mlp_1x512", dataset="digits"), "DataError: gone")
     ok = tiny_run(tmp_path)

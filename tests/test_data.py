@@ -6,10 +6,10 @@ from harness.data import (
     DataError,
     ImageDataset,
     center_crop,
+    first_examples,
     load_dataset,
     prepare_data,
     standardize_per_image,
-    subset,
     to_model_input,
 )
 from harness.plugins.datasets import load_array_layout
@@ -53,12 +53,12 @@ def test_array_layout_round_trip(tmp_path):
     assert load_array_layout(tmp_path, "absent") is None
 
 
-def test_subset_takes_first_examples_and_rejects_too_many():
+def test_first_examples_are_taken_and_too_many_refused():
     data = load_dataset("digits")
-    small = subset(data, 10, 5)
+    small = first_examples(data, 10, 5)
     assert np.array_equal(small.y_train, data.y_train[:10]) and len(small.y_test) == 5
     with pytest.raises(DataError, match="1500 train"):
-        subset(data, 1501, None)
+        first_examples(data, 1501, None)
 
 
 @pytest.mark.data

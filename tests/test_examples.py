@@ -3,11 +3,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from harness.config import RunConfig
 from harness.data import ImageDataset, mark_corrupted
 from harness.examples import ExampleRecorder, auroc, examples_table
 from harness.plugins.corruptions import random_labels, shuffled_pixels, true_labels
-from harness.runner import RunConfig, RunProgress, execute, resolve_config, subset_indices
+from harness.runner import execute, resolve_config
 from harness.schema import EXAMPLES_SCHEMA
+from harness.training import RunProgress, random_subset
 
 SMALL = dict(model="mlp_1x512", dataset="digits", train_size=200, test_size=100, batch_size=32, seed=0)
 
@@ -128,7 +130,7 @@ def read_examples(results_dir, run_id):
 
 def test_every_run_stores_its_examples(tmp_path):
     outcome = execute(
-        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=0.5, epochs=6, lr=0.05), tmp_path, device="cpu"
+        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=0.5, max_epochs=6, lr=0.05), tmp_path, device="cpu"
     )
     rows = read_examples(tmp_path, outcome.row["run_id"])
     assert [r["index"] for r in rows] == list(range(200)) and all(r["trained"] for r in rows)
@@ -146,7 +148,7 @@ class InterruptAt(RunProgress):
 
 
 def test_an_interrupted_run_stores_the_examples_of_its_finished_epochs(tmp_path):
-    config = resolve_config(RunConfig(**SMALL, corruption="random_labels", epochs=10))
+    config = resolve_config(RunConfig(**SMALL, corruption="random_labels", max_epochs=10))
     with pytest.raises(KeyboardInterrupt):
         execute(config, tmp_path, device="cpu", progress=InterruptAt())
     rows = read_examples(tmp_path, config.run_id)
@@ -155,15 +157,15 @@ def test_an_interrupted_run_stores_the_examples_of_its_finished_epochs(tmp_path)
 
 
 def test_subset_runs_record_left_out_examples_too(tmp_path):
-    trained, left_out = subset_indices(200, (0.7, 3), seed=0)
+    trained, left_out = random_subset(200, 0.7, 3, seed=0)
     assert len(trained) == 140 and sorted([*trained, *left_out]) == list(range(200))
-    assert not np.array_equal(trained, subset_indices(200, (0.7, 4), seed=0)[0])
-    whole = RunConfig(**SMALL, epochs=2)
-    assert RunConfig(**SMALL, epochs=2, subset=(0.7, 3)).run_id not in (
+    assert not np.array_equal(trained, random_subset(200, 0.7, 4, seed=0)[0])
+    whole = RunConfig(**SMALL, max_epochs=2)
+    assert RunConfig(**SMALL, max_epochs=2, subset_fraction=0.7, subset_seed=3).run_id not in (
         whole.run_id,
-        RunConfig(**SMALL, epochs=2, subset=(0.7, 4)).run_id,
+        RunConfig(**SMALL, max_epochs=2, subset_fraction=0.7, subset_seed=4).run_id,
     )
-    outcome = execute(RunConfig(**SMALL, epochs=2, subset=(0.7, 3)), tmp_path, device="cpu")
+    outcome = execute(RunConfig(**SMALL, max_epochs=2, subset_fraction=0.7, subset_seed=3), tmp_path, device="cpu")
     rows = read_examples(tmp_path, outcome.row["run_id"])
     assert sorted(r["index"] for r in rows if r["trained"]) == trained.tolist()
     assert sorted(r["index"] for r in rows if not r["trained"]) == left_out.tolist()
@@ -183,10 +185,10 @@ def test_report_memorization(tmp_path):
     assert empty.exit_code == 1 and "no completed run with random_labels" in empty.stderr
     for p in (0.2, 0.6):
         execute(
-            RunConfig(**SMALL, corruption="random_labels", corrupt_prob=p, epochs=5, lr=0.05), results, device="cpu"
+            RunConfig(**SMALL, corruption="random_labels", corrupt_prob=p, max_epochs=5, lr=0.05), results, device="cpu"
         )
     execute(
-        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=1.0, epochs=1), results, device="cpu"
+        RunConfig(**SMALL, corruption="random_labels", corrupt_prob=1.0, max_epochs=1), results, device="cpu"
     )  # p = 1: left out
     result = CliRunner().invoke(
         create_app(), ["report", "memorization", "--results-dir", str(results), "--out", str(out)]

@@ -12,17 +12,18 @@ from typer.testing import CliRunner
 
 from harness import sweep
 from harness.cli import create_app
+from harness.config import RunConfig
 from harness.executors import ExecutorError, ExecutorSettings, Pack, gpu_slots, make_executor, parse_option
 from harness.registry import get_registry
-from harness.runner import RunConfig, resolve_config
-from harness.sweep import load_sweep, run_sweep, sweep_status
+from harness.runner import resolve_config
+from harness.sweep import Sweep, load_sweep, run_sweep, sweep_status
 
 HAVE_SUBMITIT = importlib.util.find_spec("submitit") is not None
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_submitit = pytest.mark.skipif(not HAVE_SUBMITIT, reason="submitit not installed: pip install 'harness[slurm]'")
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray not installed: pip install 'harness[ray]'")
 
-TINY = dict(model="mlp_1x512", dataset="digits", train_size=100, test_size=50, batch_size=25, epochs=2)
+TINY = dict(model="mlp_1x512", dataset="digits", train_size=100, test_size=50, batch_size=25, max_epochs=2)
 
 
 def tiny_configs(seeds):
@@ -41,7 +42,7 @@ def test_builtin_executors_are_registered_through_the_hook():
 
 
 def test_unknown_executor_and_options_are_clear_errors(tmp_path):
-    settings = ExecutorSettings(tmp_path)
+    settings = ExecutorSettings(results_dir=tmp_path)
     with pytest.raises(ExecutorError, match="unknown executor 'slurmish'; known: local, ray, submitit"):
         make_executor("slurmish", settings)
     with pytest.raises(ExecutorError, match="unknown option.s. workers for executor 'local'; known: $"):
@@ -54,7 +55,7 @@ def test_missing_engine_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(
         ExecutorError, match=r"executor 'ray' needs ray, which is not installed: pip install 'harness\[ray\]'"
     ):
-        make_executor("ray", ExecutorSettings(tmp_path))
+        make_executor("ray", ExecutorSettings(results_dir=tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -95,13 +96,15 @@ def test_spec_executor_table_and_the_command_line_that_wins(tmp_path):
 
 def test_completed_runs_are_never_submitted(tmp_path, monkeypatch):
     configs = tiny_configs([0, 1])
-    assert run_sweep(configs, tmp_path, device="cpu").count("completed") == 2
+    assert (
+        run_sweep(Sweep(configs=configs), ExecutorSettings(results_dir=tmp_path, device="cpu")).count("completed") == 2
+    )
 
     def no_executor(*args):
         raise AssertionError("nothing should be submitted")
 
     monkeypatch.setattr(sweep, "make_executor", no_executor)
-    assert run_sweep(configs, tmp_path, device="cpu").count("skipped") == 2
+    assert run_sweep(Sweep(configs=configs), ExecutorSettings(results_dir=tmp_path, device="cpu")).count("skipped") == 2
     assert [s.state for s in sweep_status(configs + tiny_configs([7]), tmp_path)] == [
         "completed",
         "completed",
@@ -168,12 +171,8 @@ def test_submitit_local_processes_run_a_sweep(tmp_path):
     configs = tiny_configs([0, 1])
     progress = []
     summary = run_sweep(
-        configs,
-        tmp_path,
-        device="cpu",
-        jobs=1,
-        executor="submitit",
-        executor_options={"cluster": "local", "timeout_min": 10},
+        Sweep(configs=configs, executor="submitit", executor_options={"cluster": "local", "timeout_min": 10}),
+        ExecutorSettings(results_dir=tmp_path, device="cpu", jobs=1),
         on_progress=progress.append,
     )
     assert summary.count("completed") == 2 and not summary.failed
@@ -187,23 +186,16 @@ def test_submitit_local_processes_run_a_sweep(tmp_path):
 @needs_submitit
 def test_submitit_job_that_dies_is_recorded_failed_and_retried(tmp_path):
     configs = tiny_configs([0])
+    on_submitit = Sweep(configs=configs, executor="submitit", executor_options={"cluster": "local"})
     summary = run_sweep(
-        configs,
-        tmp_path,
-        device="cpu",
-        executor="submitit",
-        executor_options={"cluster": "local"},
+        on_submitit,
+        ExecutorSettings(results_dir=tmp_path, device="cpu"),
         poll_seconds=0.2,
         on_progress=lambda counts: kill_spawned(f"{tmp_path}/logs/"),
     )
     assert len(summary.failed) == 1 and "job" in summary.failed[0].error
     assert stored_statuses(tmp_path) == {configs[0].run_id: "failed"}
-    assert (
-        run_sweep(configs, tmp_path, device="cpu", executor="submitit", executor_options={"cluster": "local"}).count(
-            "completed"
-        )
-        == 1
-    )
+    assert run_sweep(on_submitit, ExecutorSettings(results_dir=tmp_path, device="cpu")).count("completed") == 1
 
 
 @needs_submitit
@@ -211,7 +203,7 @@ def test_submitit_options_are_checked_against_submitits_own(tmp_path):
     with pytest.raises(
         ExecutorError, match="unknown option.s. slurm_partitionn for executor 'submitit'; known: .*slurm_partition,"
     ):
-        make_executor("submitit", ExecutorSettings(tmp_path), {"slurm_partitionn": "gpu"})
+        make_executor("submitit", ExecutorSettings(results_dir=tmp_path), {"slurm_partitionn": "gpu"})
 
 
 @needs_submitit
@@ -222,7 +214,7 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
     with mocked_slurm():
         executor = make_executor(
             "submitit",
-            ExecutorSettings(tmp_path, device="cuda"),
+            ExecutorSettings(results_dir=tmp_path, device="cuda"),
             {"cluster": "slurm", "slurm_partition": "gpu", "timeout_min": 30, "slurm_array_parallelism": 2},
         )
         executor.submit([Pack((config,)) for config in configs])
@@ -239,7 +231,7 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
 def test_a_preempted_submitit_task_is_requeued_with_its_configuration(tmp_path):
     from harness.plugins.submitit_executor import CheckpointableRunTask
 
-    task = CheckpointableRunTask(tmp_path, None, "cpu")
+    task = CheckpointableRunTask(ExecutorSettings(results_dir=tmp_path, device="cpu"))
     config = tiny_configs([0])[0]
     requeued = task.checkpoint(config)
     assert requeued.function is task and requeued.args == (config,)
@@ -259,16 +251,14 @@ def ray_instance():
 
 def test_ray_tasks_run_a_sweep_and_a_lost_worker_is_a_failed_run(ray_instance, tmp_path):
     configs = tiny_configs([0, 1, 2])
-    summary = run_sweep(configs, tmp_path, device="cpu", executor="ray", executor_options={"num_cpus": 1})
+    on_ray = {"executor": "ray", "executor_options": {"num_cpus": 1}}
+    summary = run_sweep(Sweep(configs=configs, **on_ray), ExecutorSettings(results_dir=tmp_path, device="cpu"))
     assert summary.count("completed") == 3 and set(stored_statuses(tmp_path).values()) == {"completed"}
 
-    crash = [resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", epochs=500))]
+    crash = [resolve_config(RunConfig(model="mlp_1x512", dataset="digits", corruption="random_labels", max_epochs=500))]
     summary = run_sweep(
-        crash,
-        tmp_path / "crash",
-        device="cpu",
-        executor="ray",
-        executor_options={"num_cpus": 1},
+        Sweep(configs=crash, **on_ray),
+        ExecutorSettings(results_dir=tmp_path / "crash", device="cpu"),
         poll_seconds=0.2,
         on_progress=lambda counts: kill_spawned("ray::run_task"),
     )
@@ -283,7 +273,7 @@ def test_status_and_unknown_executor_on_the_command_line(tmp_path):
         "train_size = 100\ntest_size = 50\nepochs = 1\n"
     )
     results = tmp_path / "r"
-    run_sweep(load_sweep(spec).configs[:1], results, device="cpu")
+    run_sweep(Sweep(configs=load_sweep(spec).configs[:1]), ExecutorSettings(results_dir=results, device="cpu"))
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(results), "--status"])
     assert result.exit_code == 0, result.output
     assert (
@@ -312,4 +302,4 @@ def test_a_local_worker_takes_one_gpu_slot(monkeypatch):
 @needs_submitit
 def test_a_bad_submitit_option_value_is_a_clear_error(tmp_path):
     with pytest.raises(ExecutorError, match="submitit: .*timeout_min"):
-        make_executor("submitit", ExecutorSettings(tmp_path), {"cluster": "local", "timeout_min": "soon"})
+        make_executor("submitit", ExecutorSettings(results_dir=tmp_path), {"cluster": "local", "timeout_min": "soon"})

@@ -82,7 +82,7 @@ def test_installed_cli_lists_plugins_and_runs(fresh_env, tmp_path):
             "64",
             "--test-size",
             "32",
-            "--epochs",
+            "--max-epochs",
             "1",
             "--device",
             "cpu",

@@ -4,6 +4,7 @@ readers, and a third-party logger installed through an entry point."""
 import json
 import socket
 import textwrap
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,9 +14,11 @@ from test_runner import SMALL, InterruptAt
 from typer.testing import CliRunner
 
 from harness.cli import create_app
+from harness.config import RunConfig
+from harness.executors import ExecutorSettings
 from harness.loggers import LoggerWarning
 from harness.registry import get_registry
-from harness.runner import RunConfig, execute, resolve_config
+from harness.runner import execute, resolve_config
 from harness.sweep import load_sweep, run_sweep
 
 RECORDER = """
@@ -131,7 +134,7 @@ def test_tensorboard_scalars_of_an_interrupted_and_resumed_run_equal_the_epochs_
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
     config = resolve_config(
-        RunConfig(**{**SMALL, "epochs": 5, "corruption": "random_labels"}, regularizers=("early_stopping=10",))
+        RunConfig(**{**SMALL, "max_epochs": 5, "corruption": "random_labels"}, regularizers=("early_stopping=10",))
     )
     with pytest.raises(KeyboardInterrupt):
         execute(config, tmp_path, device="cpu", progress=InterruptAt(3, 2), log=("tensorboard",))
@@ -202,7 +205,7 @@ def test_an_unreachable_tracking_server_leaves_the_run_completed_with_one_warnin
         "200",
         "--test-size",
         "100",
-        "--epochs",
+        "--max-epochs",
         "2",
         "--device",
         "cpu",
@@ -256,7 +259,7 @@ def test_a_third_party_logger_receives_every_event_of_a_sweep_in_its_workers(tmp
     events_file = tmp_path / "events.jsonl"
     sweep = load_sweep(write_spec(tmp_path / "seeds.toml", [f"recorder={events_file}"]))
     summary = run_sweep(
-        sweep.configs, tmp_path / "r", device="cpu", jobs=jobs, log=sweep.log, sweep=sweep.name, pack=pack
+        replace(sweep, pack=pack), ExecutorSettings(results_dir=tmp_path / "r", device="cpu", jobs=jobs)
     )
     assert summary.count("completed") == 2
     assert [table(tmp_path / "r", "runs", c.run_id)[0]["pack_size"] for c in sweep.configs] == [pack, pack]
@@ -288,7 +291,7 @@ def test_a_run_resumed_from_its_checkpoint_sends_every_epoch_once(tmp_path, thir
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     events_file, store = tmp_path / "events.jsonl", f"file:{tmp_path / 'mlruns'}"
     log = (f"recorder={events_file}", f"mlflow={store}")
-    config = resolve_config(RunConfig(**{**SMALL, "epochs": 5, "corruption": "random_labels"}))
+    config = resolve_config(RunConfig(**{**SMALL, "max_epochs": 5, "corruption": "random_labels"}))
     with pytest.raises(KeyboardInterrupt):
         execute(config, tmp_path, device="cpu", progress=InterruptAt(3, 2), log=log)
     execute(config, tmp_path, device="cpu", log=log)
@@ -312,7 +315,7 @@ def test_a_run_resumed_from_its_checkpoint_sends_every_epoch_once(tmp_path, thir
     assert history == [(e["epoch"], e["test_loss"]) for e in table(tmp_path, "epochs", config.run_id)]
 
 
-RAISED = dict(SMALL, epochs=3, corruption="random_labels")
+RAISED = dict(SMALL, max_epochs=3, corruption="random_labels")
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +354,7 @@ def test_a_pack_that_falls_back_to_one_run_at_a_time_tells_each_logger_once(tmp_
 
     entry = Entry("models", "data_dependent", DataDependent, "test", {"default_lr": 0.01})
     monkeypatch.setitem(get_registry()._entries["models"], "data_dependent", entry)
-    settings = {**SMALL, "model": "data_dependent", "epochs": 2}
+    settings = {**SMALL, "model": "data_dependent", "max_epochs": 2}
     runs = [resolve_config(RunConfig(**{**settings, "seed": seed})) for seed in (0, 1)]
     events_file = tmp_path / "events.jsonl"
     with pytest.warns(PackingWarning):

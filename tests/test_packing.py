@@ -1,6 +1,7 @@
 import copy
 import math
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,15 +10,18 @@ from typer.testing import CliRunner
 
 from harness import packing
 from harness.cli import create_app
+from harness.config import RunConfig
 from harness.data import prepare_data
+from harness.executors import ExecutorSettings
 from harness.packing import PackedStep, PackingWarning, execute_pack, group_packs
 from harness.registry import Entry, get_registry
 from harness.regularizers import build_regularizers
 from harness.results import read_table
-from harness.runner import RunConfig, Training, check_run, execute, resolve_config
+from harness.runner import check_run, execute, resolve_config
 from harness.sweep import load_sweep, run_sweep
+from harness.training import Training
 
-DIGITS = dict(dataset="digits", train_size=500, test_size=100, batch_size=128, epochs=3)
+DIGITS = dict(dataset="digits", train_size=500, test_size=100, batch_size=128, max_epochs=3)
 VARIED = [
     dict(seed=0, corruption="random_labels", regularizers=("weight_decay=5e-4", "random_crop")),
     dict(seed=1, corruption="none", lr=0.02, lr_decay=0.9, regularizers=("random_crop",)),
@@ -121,14 +125,15 @@ def test_a_packed_step_is_each_runs_own_step_in_float64(model, regularizers):
             prepare_data("digits", seed=seed, train_size=500, test_size=100),
             build_regularizers(regularizers),
             device,
+            own_generator=True,
         )
         training.model.double()
         training.batches.inputs = training.batches.inputs.double()
-        training.model_generator = torch.Generator().manual_seed(seed)
         trainings.append(training)
     lone = [copy.deepcopy(t.model).train() for t in trainings]
     indices = [torch.arange(32), torch.arange(32, 64)]
     step = PackedStep(trainings)
+    step.set_active(trainings)
     generator_states = [t.model_generator.get_state() for t in trainings]
     logits = step.forward(torch.stack([t.batches(i) for t, i in zip(trainings, indices)]))
     logits.square().sum().backward()
@@ -145,14 +150,14 @@ def test_a_packed_step_is_each_runs_own_step_in_float64(model, regularizers):
 
 def test_runs_differ_within_a_pack(tmp_path):
     """Same data, model and schedule, seeds 0 and 1: their own initializations and batch orders."""
-    runs = [resolve_config(RunConfig(model="mlp_1x512", **{**DIGITS, "epochs": 1}, seed=seed)) for seed in (0, 1)]
+    runs = [resolve_config(RunConfig(model="mlp_1x512", **{**DIGITS, "max_epochs": 1}, seed=seed)) for seed in (0, 1)]
     rows = [o.row for o in execute_pack(runs, tmp_path, device="cpu")]
     assert rows[0]["train_loss"] != rows[1]["train_loss"]
 
 
 def test_a_run_that_stops_is_stored_at_once_and_the_others_go_on(tmp_path):
     """Seed 0 fits 64 true-label digits in a few epochs; the random-label run goes on to its limit."""
-    base = dict(model="mlp_1x512", dataset="digits", train_size=64, test_size=50, batch_size=32, epochs=40, lr=0.1)
+    base = dict(model="mlp_1x512", dataset="digits", train_size=64, test_size=50, batch_size=32, max_epochs=40, lr=0.1)
     runs = [
         resolve_config(RunConfig(**base)),
         resolve_config(RunConfig(**base, corruption="random_labels", lr_decay=0.5)),
@@ -180,7 +185,9 @@ class StopAfter(Exception):
 def test_an_interrupted_pack_resumes_packed_or_alone(tmp_path, monkeypatch):
     """Ctrl-C after epoch 2 stores both runs as interrupted with their checkpoints; resumed packed or
     alone, each ends as a run trained alone without interruption (dropout masks included)."""
-    runs = [RunConfig(**{**vars(c), "epochs": 4, "regularizers": ("dropout=0.5",)}) for c in configs("mlp_1x512")[:2]]
+    runs = [
+        RunConfig(**{**vars(c), "max_epochs": 4, "regularizers": ("dropout=0.5",)}) for c in configs("mlp_1x512")[:2]
+    ]
     original = packing.Training.end_epoch
 
     def interrupt_after_two(self, epoch, *args, **kwargs):
@@ -225,7 +232,7 @@ class DataDependent(nn.Module):
 def test_a_model_that_cannot_be_vectorized_trains_one_at_a_time_with_one_warning(tmp_path, monkeypatch):
     entry = Entry("models", "data_dependent", DataDependent, "test", {"default_lr": 0.01})
     monkeypatch.setitem(get_registry()._entries["models"], "data_dependent", entry)
-    runs = [resolve_config(RunConfig(model="data_dependent", **{**DIGITS, "epochs": 1}, seed=s)) for s in (0, 1)]
+    runs = [resolve_config(RunConfig(model="data_dependent", **{**DIGITS, "max_epochs": 1}, seed=s)) for s in (0, 1)]
     with pytest.warns(PackingWarning, match=r"model data_dependent cannot be trained in a pack \(.+\); its 2 runs"):
         outcomes = execute_pack(runs, tmp_path, device="cpu")
     assert [o.row["status"] for o in outcomes] == ["completed", "completed"]
@@ -262,7 +269,11 @@ def test_a_sweep_trains_its_packs_as_tasks_and_counts_runs(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(SPEC)
     progress = []
-    summary = run_sweep(load_sweep(spec).configs, tmp_path / "r", device="cpu", pack=2, on_progress=progress.append)
+    summary = run_sweep(
+        replace(load_sweep(spec), pack=2),
+        ExecutorSettings(results_dir=tmp_path / "r", device="cpu"),
+        on_progress=progress.append,
+    )
     assert summary.count("completed") == 3
     assert all(c["queued"] + c["running"] + c["done"] == 3 for c in progress) and progress[-1]["done"] == 3
     rows = read_table(tmp_path / "r", "runs").to_pylist()
@@ -337,7 +348,7 @@ def test_memorization_models_train_in_packs(tmp_path):
         "20",
         "--models",
         "3",
-        "--epochs",
+        "--max-epochs",
         "1",
         "--batch-size",
         "50",

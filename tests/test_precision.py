@@ -1,17 +1,19 @@
 """The fast path of one run: --precision, --channels-last, --compile."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from harness.cli import create_app
+from harness.config import RunConfig
 from harness.data import prepare_data
 from harness.regularizers import build_regularizers
-from harness.runner import RunConfig, check_run, execute, resolve_config
+from harness.runner import check_run, execute, resolve_config
 
-SMALL = dict(model="alexnet", dataset="digits", train_size=256, test_size=100, epochs=2, corruption="random_labels")
+SMALL = dict(model="alexnet", dataset="digits", train_size=256, test_size=100, max_epochs=2, corruption="random_labels")
 
 
 def test_fp32_keeps_its_run_id_and_execution_options_are_not_hashed():
@@ -38,7 +40,7 @@ def test_bf16_and_channels_last_train_close_to_fp32_and_are_recorded(tmp_path):
 
 
 def test_bf16_keeps_batch_norm_and_the_loss_in_float32(tmp_path):
-    from harness.runner import Training, computing_in
+    from harness.training import Training, computing_in
 
     config = resolve_config(RunConfig(model="inception", dataset="digits", train_size=64, precision="bf16"))
     training = Training(
@@ -97,7 +99,7 @@ def test_the_step_loop_on_cuda_never_waits_for_the_device(tmp_path, monkeypatch,
     from rich.progress import Progress
 
     from harness.cli.run import RichRunProgress
-    from harness.runner import Training
+    from harness.training import Training, train_alone
 
     end_epoch = Training.end_epoch
 
@@ -114,11 +116,11 @@ def test_the_step_loop_on_cuda_never_waits_for_the_device(tmp_path, monkeypatch,
     training = Training(
         config, prepare_data("digits", "random_labels", train_size=256, test_size=100), build_regularizers(()), device
     )
-    training.run(progress)  # warm-up: compiles, records its graphs
-    training.finished, training.config = False, RunConfig(**{**vars(config), "epochs": 4})
+    train_alone(training, progress)  # warm-up: compiles, records its graphs
+    training.finished, training.config = False, replace(config, max_epochs=4)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        training.run(progress)
+        train_alone(training, progress)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert len(training.history) == 4

@@ -9,7 +9,7 @@ from rich.progress import Progress, TextColumn
 
 from harness.cli.progress import Countdown, RunsLeft, format_seconds
 from harness.cli.run import RichRunProgress
-from harness.runner import RunConfig
+from harness.config import RunConfig
 
 
 class Clock:
@@ -37,7 +37,7 @@ def test_run_progress_shows_the_time_left_in_the_epoch_and_at_most_in_the_run(mo
     monkeypatch.setattr(time, "monotonic", clock)
     progress = Progress(TextColumn("{task.fields[stats]}"), console=Console(file=io.StringIO()))
     bars = RichRunProgress(progress)
-    bars.start(RunConfig("mlp_1x512", epochs=5), batches_per_epoch=20)
+    bars.start(RunConfig(model="mlp_1x512", max_epochs=5), batches_per_epoch=20)
     epochs, batches = (progress.tasks[i].fields for i in (0, 1))
     for batch in range(1, 11):  # one second per batch
         clock.now += 1

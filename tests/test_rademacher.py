@@ -38,12 +38,12 @@ def test_signs_are_balanced_and_differ_between_trials():
 
 def test_wide_mlp_fits_any_signs_but_linear_model_on_more_points_than_dimensions_cannot(tmp_path):
     wide = rademacher(
-        tmp_path, "--plugin", "mlp_1x512", "--train-size", "200", "--trials", "2", "--epochs", "300", "--lr", "0.1"
+        tmp_path, "--plugin", "mlp_1x512", "--train-size", "200", "--trials", "2", "--max-epochs", "300", "--lr", "0.1"
     )
     assert wide["estimate"] == 1.0 and wide["fitted_trials"] == 2 and wide["n"] == 200 and wide["trials"] == 2
     # 1,500 digits in 64 dimensions: a linear classifier can fit only a small part of random signs.
     linear = rademacher(
-        tmp_path, "--plugin", "linear", "--train-size", "1500", "--trials", "2", "--epochs", "30", "--lr", "0.1"
+        tmp_path, "--plugin", "linear", "--train-size", "1500", "--trials", "2", "--max-epochs", "30", "--lr", "0.1"
     )
     assert 0.0 < linear["estimate"] < 0.4 and linear["fitted_trials"] == 0
     stored = pq.read_table(tmp_path / "rademacher").to_pylist()

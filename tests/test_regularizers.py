@@ -5,10 +5,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from harness.config import RunConfig
 from harness.data import ImageDataset
 from harness.plugins.regularizers import Augment, EarlyStopping, RandomCrop
 from harness.regularizers import RegularizerError, build_regularizers
-from harness.runner import BatchSource, RunConfig, build_model, execute
+from harness.runner import execute
+from harness.training import BatchSource, build_model
 
 DIGITS = {"model": "mlp_1x512", "dataset": "digits", "train_size": 100, "test_size": 50, "batch_size": 25, "seed": 0}
 
@@ -33,7 +35,7 @@ class RecordingSGD(torch.optim.SGD):
 def test_weight_decay_reaches_the_optimizer(tmp_path, monkeypatch, specs, expected):
     RecordingSGD.instances = []
     monkeypatch.setattr(torch.optim, "SGD", RecordingSGD)
-    execute(RunConfig(**DIGITS, epochs=1, regularizers=specs), tmp_path, device="cpu")
+    execute(RunConfig(**DIGITS, max_epochs=1, regularizers=specs), tmp_path, device="cpu")
     assert [g["weight_decay"] for g in RecordingSGD.instances[0].param_groups] == [expected]
 
 
@@ -56,9 +58,15 @@ def test_random_crop_changes_batches_between_epochs():
 
 
 def test_random_crop_pads_full_size_images_and_keeps_their_size():
-    images = torch.rand(4, 1, 8, 8)
+    images = torch.rand(64, 1, 8, 8) + 1  # no pixel is 0, so every 0 comes from the padding
     cropped = RandomCrop("2").transform_batch(images, None, torch.Generator().manual_seed(0))
     assert cropped.shape == images.shape
+    padded = torch.nn.functional.pad(images, [2] * 4)
+    for image, crop in zip(padded, cropped):
+        windows = image.unfold(1, 8, 1).unfold(2, 8, 1)  # (1, 5, 5, 8, 8): every 8×8 window of the padded image
+        assert any(torch.equal(windows[:, i, j], crop) for i in range(5) for j in range(5))
+    shifted = [crop for crop in cropped if (crop == 0).any()]
+    assert shifted and all((crop == 0).sum() <= 8 * 8 - 6 * 6 for crop in shifted)  # a shift of at most 2 pixels
 
 
 def test_augment_changes_inputs_and_keeps_shape_and_range():
@@ -90,7 +98,7 @@ def test_dropout_on_a_model_without_it_is_a_clear_error():
 
 def test_early_stopping_holds_out_data_and_stops(tmp_path):
     config = RunConfig(
-        **{**DIGITS, "train_size": 200}, corruption="random_labels", epochs=100, regularizers=("early_stopping=2",)
+        **{**DIGITS, "train_size": 200}, corruption="random_labels", max_epochs=100, regularizers=("early_stopping=2",)
     )
     row = execute(config, tmp_path, device="cpu").row
     assert row["stopped_early"] and row["epochs"] < 100 and row["train_acc"] < 1.0

@@ -2,7 +2,8 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import create_app
-from harness.runner import RunConfig, execute
+from harness.config import RunConfig
+from harness.runner import execute
 
 SMALL = {"dataset": "digits", "train_size": 60, "test_size": 30, "batch_size": 30}
 
@@ -12,13 +13,15 @@ def results(tmp_path_factory):
     """A small digits results folder: MLP runs of every corruption and level, Inception ± BN runs."""
     folder = tmp_path_factory.mktemp("results")
     configs = [
-        RunConfig(model="mlp_1x512", corruption=c, epochs=2, **SMALL)
+        RunConfig(model="mlp_1x512", corruption=c, max_epochs=2, **SMALL)
         for c in ("none", "shuffled_pixels", "random_pixels", "gaussian")
     ]
-    configs += [RunConfig(model=m, epochs=1, **{**SMALL, "train_size": 30}) for m in ("inception", "inception_nobn")]
+    configs += [
+        RunConfig(model=m, max_epochs=1, **{**SMALL, "train_size": 30}) for m in ("inception", "inception_nobn")
+    ]
     configs += [
         RunConfig(
-            model="mlp_1x512", corruption="random_labels", corrupt_prob=p, epochs=300, lr=0.1, lr_decay=1.0, **SMALL
+            model="mlp_1x512", corruption="random_labels", corrupt_prob=p, max_epochs=300, lr=0.1, lr_decay=1.0, **SMALL
         )
         for p in (0.0, 0.5, 1.0)
     ]

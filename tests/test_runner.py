@@ -2,8 +2,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from harness.runner import RunConfig, RunProgress, execute, resolve_config
+from harness.config import RunConfig
+from harness.runner import execute, resolve_config
 from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
+from harness.training import RunProgress
 
 SMALL = dict(model="mlp_1x512", dataset="digits", train_size=200, test_size=100, batch_size=32, seed=0)
 
@@ -13,7 +15,7 @@ def run(tmp_path, **changes):
 
 
 def test_random_labels_are_fitted_and_stored(tmp_path):
-    outcome = run(tmp_path, corruption="random_labels", epochs=300, lr=0.1, lr_decay=1.0)
+    outcome = run(tmp_path, corruption="random_labels", max_epochs=300, lr=0.1, lr_decay=1.0)
     row = outcome.row
     assert row["status"] == "completed" and row["train_acc"] == 1.0
     assert row["fit_epoch"] == row["epochs"] and row["fit_step"] == row["steps"] == row["epochs"] * 7
@@ -29,21 +31,21 @@ def test_random_labels_are_fitted_and_stored(tmp_path):
 
 
 def test_same_seed_same_result_and_other_seed_differs(tmp_path):
-    a = run(tmp_path / "a", corruption="random_labels", epochs=2).row
-    b = run(tmp_path / "b", corruption="random_labels", epochs=2).row
-    c = run(tmp_path / "c", corruption="random_labels", epochs=2, seed=1).row
+    a = run(tmp_path / "a", corruption="random_labels", max_epochs=2).row
+    b = run(tmp_path / "b", corruption="random_labels", max_epochs=2).row
+    c = run(tmp_path / "c", corruption="random_labels", max_epochs=2, seed=1).row
     assert a["run_id"] == b["run_id"] != c["run_id"]
     assert a["train_loss"] == b["train_loss"] and a["test_acc"] == b["test_acc"]
     assert a["train_loss"] != c["train_loss"]
 
 
 def test_completed_run_is_skipped_unless_forced(tmp_path):
-    first = run(tmp_path, epochs=1)
-    again = run(tmp_path, epochs=1)
+    first = run(tmp_path, max_epochs=1)
+    again = run(tmp_path, max_epochs=1)
     assert again.skipped and again.row["run_id"] == first.row["run_id"]
-    forced = run(tmp_path, epochs=1)
+    forced = run(tmp_path, max_epochs=1)
     assert forced.skipped
-    assert not execute(RunConfig(**{**SMALL, "epochs": 1}), tmp_path, device="cpu", force=True).skipped
+    assert not execute(RunConfig(**SMALL, max_epochs=1), tmp_path, device="cpu", force=True).skipped
     assert len(list((tmp_path / "runs").iterdir())) == 1
 
 
@@ -57,7 +59,7 @@ class InterruptAt(RunProgress):
 
 
 def test_interrupt_stores_finished_epochs_and_no_temp_files(tmp_path):
-    config = resolve_config(RunConfig(**{**SMALL, "epochs": 10, "corruption": "random_labels"}))
+    config = resolve_config(RunConfig(**{**SMALL, "max_epochs": 10, "corruption": "random_labels"}))
     with pytest.raises(KeyboardInterrupt):
         execute(config, tmp_path, device="cpu", progress=InterruptAt(3, 2))
     row = pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]
@@ -77,7 +79,7 @@ class FailAt(RunProgress):
 
 
 def test_failure_is_recorded(tmp_path):
-    config = resolve_config(RunConfig(**{**SMALL, "epochs": 3}))
+    config = resolve_config(RunConfig(**{**SMALL, "max_epochs": 3}))
     with pytest.raises(RuntimeError):
         execute(config, tmp_path, device="cpu", progress=FailAt())
     row = pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]
@@ -85,7 +87,7 @@ def test_failure_is_recorded(tmp_path):
 
 
 def test_lr_decays_every_epoch_and_model_default_lr(tmp_path):
-    outcome = run(tmp_path, epochs=3, corruption="random_labels")
+    outcome = run(tmp_path, max_epochs=3, corruption="random_labels")
     lrs = pq.read_table(tmp_path / "epochs" / f"{outcome.row['run_id']}.parquet").column("lr").to_pylist()
     assert outcome.row["lr"] == 0.01
     assert lrs == pytest.approx([0.01, 0.0095, 0.009025])

@@ -11,9 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 from harness.cli import create_app
+from harness.config import RunConfig
+from harness.executors import ExecutorSettings
 from harness.results import read_row
-from harness.runner import RunConfig
-from harness.sweep import SweepSpecError, expand, load_spec, run_sweep
+from harness.sweep import Sweep, SweepSpecError, expand, load_sweep, run_sweep
 
 DIGITS = {"dataset": "digits", "train_size": 100, "test_size": 50, "batch_size": 25}
 
@@ -33,7 +34,7 @@ def test_sweep_keys_are_exactly_the_run_commands_options():
     options = {param.name for param in run.params} - set(MACHINE_OPTIONS)
     keys = set(OPTION_TO_FIELD) - {"regularizers"} | {"regularizer"}
     assert keys == options, "a `harness run` option is missing from the sweep keys (harness/sweep.py), or one too many"
-    assert all(hasattr(RunConfig("m"), field) for field in OPTION_TO_FIELD.values())
+    assert all(hasattr(RunConfig(model="m"), field) for field in OPTION_TO_FIELD.values())
 
 
 def test_grid_times_overrides_gives_every_combination():
@@ -49,10 +50,18 @@ def test_grid_times_overrides_gives_every_combination():
     configs = expand(spec)
     assert len(configs) == 16 and len({c.run_id for c in configs}) == 16
     assert configs[0] == RunConfig(
-        model="mlp_1x512", corruption="none", regularizers=(), seed=0, dataset="cifar10", train_size=2000, epochs=60
+        model="mlp_1x512", corruption="none", regularizers=(), seed=0, dataset="cifar10", train_size=2000, max_epochs=60
     )
     assert {c.regularizers for c in configs} == {(), ("weight_decay=5e-4", "random_crop")}
-    assert {(c.dataset, c.train_size, c.epochs) for c in configs} == {("cifar10", 2000, 60)}
+    assert {(c.dataset, c.train_size, c.max_epochs) for c in configs} == {("cifar10", 2000, 60)}
+
+
+def test_epochs_is_the_old_name_of_max_epochs_and_keeps_the_run_ids():
+    old = expand({"overrides": {"plugin": "mlp_1x512", "epochs": 60}})
+    new = expand({"overrides": {"plugin": "mlp_1x512", "max_epochs": 60}})
+    assert old == new and old[0].max_epochs == 60
+    with pytest.raises(SweepSpecError, match="epochs and max_epochs name one option"):
+        expand({"grid": {"epochs": [1]}, "overrides": {"plugin": "mlp_1x512", "max_epochs": 2}})
 
 
 def test_several_grids_are_united_once_each():
@@ -87,7 +96,7 @@ def test_bad_spec_is_a_clear_error(spec, message):
 def test_bad_names_fail_before_anything_runs(tmp_path):
     spec = write_spec(tmp_path / "s.toml", '[grid]\nplugin = ["mlp_1x512", "nope"]')
     with pytest.raises(Exception, match="unknown model 'nope'"):
-        load_spec(spec)
+        load_sweep(spec)
     result = CliRunner().invoke(create_app(), ["sweep", str(spec), "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 2 and "unknown model 'nope'" in result.stderr
 
@@ -183,7 +192,7 @@ def test_interrupted_sweep_resumes_without_redoing_completed_runs(tmp_path, jobs
     }
     assert 2 <= len(before) < 6
 
-    summary = run_sweep(load_spec(spec), results, device="cpu")
+    summary = run_sweep(load_sweep(spec), ExecutorSettings(results_dir=results, device="cpu"))
     assert summary.count("skipped") == len(before) and summary.count("completed") == 6 - len(before)
     after = run_files(results)
     assert {name: after[name] for name in before} == before
@@ -197,9 +206,9 @@ def test_parallel_jobs_give_the_same_results(tmp_path):
         '[grid]\nplugin = ["mlp_1x512"]\ncorruption = ["none", "random_labels"]',
         {**DIGITS, "epochs": 2},
     )
-    configs = load_spec(spec)
-    serial = run_sweep(configs, tmp_path / "a", device="cpu", jobs=1)
-    parallel = run_sweep(configs, tmp_path / "b", device="cpu", jobs=2)
+    configs = load_sweep(spec).configs
+    serial = run_sweep(Sweep(configs=configs), ExecutorSettings(results_dir=tmp_path / "a", device="cpu", jobs=1))
+    parallel = run_sweep(Sweep(configs=configs), ExecutorSettings(results_dir=tmp_path / "b", device="cpu", jobs=2))
     assert serial.count("completed") == parallel.count("completed") == 2
     a = {r.config.run_id: r.row for r in serial.results}
     b = {r.config.run_id: r.row for r in parallel.results}
@@ -211,7 +220,7 @@ def test_parallel_jobs_give_the_same_results(tmp_path):
 
 def test_shipped_specs_expand(tmp_path):
     root = os.path.join(os.path.dirname(__file__), "..", "sweeps")
-    counts = {name: len(load_spec(os.path.join(root, name))) for name in sorted(os.listdir(root))}
+    counts = {name: len(load_sweep(os.path.join(root, name)).configs) for name in sorted(os.listdir(root))}
     assert counts["table1.toml"] == counts["table1-cpu.toml"] == 19
     assert counts["fig1a.toml"] == 5 and counts["fig1bc.toml"] == 18 and counts["fig2b.toml"] == 2
 
@@ -282,7 +291,7 @@ def test_killed_worker_and_interrupted_sweep_resume_from_checkpoints(tmp_path):
 
     # 3. Once more, to the end: completed runs are not touched, the others resume from their checkpoints.
     resumable = checkpoint_epochs(results)
-    summary = run_sweep(load_spec(spec), results, device="cpu", jobs=2)
+    summary = run_sweep(load_sweep(spec), ExecutorSettings(results_dir=results, device="cpu", jobs=2))
     assert summary.count("skipped") == len(done_before) and not summary.failed
     assert set(statuses(results).values()) == {"completed"} and len(statuses(results)) == 4
     assert {name: run_files(results)[name] for name in done_before} == done_before

@@ -10,12 +10,13 @@ from __future__ import annotations
 from typer.core import TyperGroup
 
 DEPRECATED_OPTIONS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
-    ("memorization",): {"--models": ("--num-models",)},
+    ("memorization",): {"--models": ("--num-models",), "--epochs": ("--max-epochs",)},
+    ("run",): {"--epochs": ("--max-epochs",)},
+    ("rademacher",): {"--json": ("--format", "json"), "--epochs": ("--max-epochs",)},
     ("results",): {"--model": ("--plugin",)},
     ("report", "fig1"): {"--model": ("--plugin",)},
     ("report", "html"): {"--model": ("--plugin",)},
     ("plugins",): {"--json": ("--format", "json")},
-    ("rademacher",): {"--json": ("--format", "json")},
     ("theory", "expressivity"): {"--json": ("--format", "json")},
     ("theory", "expressivity-sweep"): {"--json": ("--format", "json")},
     ("theory", "min-norm"): {"--json": ("--format", "json")},

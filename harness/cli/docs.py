@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
+import click
 import typer
 
 from harness.cli.common import console, write_section
@@ -84,13 +85,13 @@ def command_section(path: tuple[str, ...], command) -> list[str]:
     return lines
 
 
-def command_reference(app: typer.Typer) -> str:
-    """The command reference page: every command with its arguments and options, then the old
-    option spellings still accepted and the keys of a sweep spec."""
+def command_reference(root: click.Group) -> str:
+    """The command reference page of the command group ``root`` (``harness`` itself): every command
+    with its arguments and options, then the old option spellings still accepted and the keys of a
+    sweep spec."""
     from harness.cli.aliases import DEPRECATED_OPTIONS
     from harness.sweep import MACHINE_OPTIONS, OPTION_TO_FIELD
 
-    root = typer.main.get_command(app)
     lines = [
         "# Command reference",
         "",
@@ -126,13 +127,13 @@ def command_reference(app: typer.Typer) -> str:
     return "\n".join(lines)
 
 
-def write_pages(docs: Path, bundles: Path, app: typer.Typer) -> None:
+def write_pages(docs: Path, bundles: Path, root: click.Group) -> None:
     """Write the command reference, and the generated sections of the schema and reproduction pages."""
     from harness.reports import status
     from harness.tables import markdown
 
     reference = docs / COMMANDS_PAGE
-    text = command_reference(app)
+    text = command_reference(root)
     changed = not reference.exists() or reference.read_text() != text
     if changed:
         write_atomically(reference, lambda tmp: Path(tmp).write_text(text))
@@ -142,6 +143,7 @@ def write_pages(docs: Path, bundles: Path, app: typer.Typer) -> None:
 
 
 def docs_command(
+    context: typer.Context,
     docs: Path = typer.Option(Path("docs"), "--docs", help="A folder: the documentation site's pages."),
     bundles: Path = typer.Option(
         Path("reproduction"), "--bundles", help="A folder: the result bundles the reproduction status is made from."
@@ -149,6 +151,4 @@ def docs_command(
 ):
     """Write the generated pages of the documentation site: the command reference, the results schema
     and the reproduction status."""
-    from harness.cli import create_app
-
-    write_pages(docs, bundles, create_app())
+    write_pages(docs, bundles, context.find_root().command)

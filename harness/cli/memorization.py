@@ -34,7 +34,7 @@ def memorization_command(
     corrupt_prob: float = typer.Option(1.0, help="Probability p of replacing each training label (random_labels)."),
     num_models: int = typer.Option(100, help="Number K of models, each trained on its own random subset."),
     subset_fraction: float = typer.Option(0.7, help="Fraction of the training set each model trains on."),
-    epochs: int = typer.Option(
+    max_epochs: int = typer.Option(
         100, help="Epoch limit per model; each model stops once it fits its subset (100 % training accuracy)."
     ),
     batch_size: int = typer.Option(64, help="Mini-batch size."),
@@ -55,7 +55,7 @@ def memorization_command(
     subsets; stored in RESULTS/memorization. The models are runs of a sweep: running again resumes.
     A score means something only when the models fit their subsets: one line says when some did not."""
     from harness.cli.sweep import format_result
-    from harness.executors import parse_option
+    from harness.executors import ExecutorSettings, parse_option
     from harness.memorization import MemorizationConfig, estimate
 
     config = MemorizationConfig(
@@ -68,7 +68,7 @@ def memorization_command(
         test_size=test_size,
         num_models=num_models,
         subset_fraction=subset_fraction,
-        epochs=epochs,
+        max_epochs=max_epochs,
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
@@ -88,14 +88,11 @@ def memorization_command(
 
             outcome = estimate(
                 config,
-                results_dir,
-                data_root=data_root,
-                device=device,
-                jobs=jobs,
-                on_result=on_result,
+                ExecutorSettings(results_dir=results_dir, data_root=data_root, device=device, jobs=jobs),
                 executor=executor or "local",
                 executor_options=dict(parse_option(option) for option in executor_option),
                 pack=pack,
+                on_result=on_result,
             )
     except KeyboardInterrupt:
         fail("interrupted; run the same command again to resume (finished models are kept)", code=130)

@@ -10,11 +10,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from harness.cli.common import (
+    ChannelsLastOption,
+    CompileOption,
     DataRootOption,
     DeviceOption,
     FormatOption,
     LogOption,
     OutputFormat,
+    PrecisionOption,
     ResultsDirOption,
     console,
     emit,
@@ -58,10 +61,10 @@ class RichRunProgress:
         self.next_loss: LossOnItsWay | None = None  # shown once it is on the host: the device is never waited for
 
     def start(self, config, batches_per_epoch):
-        self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.epochs, stats="")
+        self.epochs = self.progress.add_task(f"{config.model} / {config.corruption}", total=config.max_epochs, stats="")
         self.batches = self.progress.add_task("  batches", total=batches_per_epoch, stats="")
         self.epoch_clock = Countdown(batches_per_epoch)
-        self.max_epochs = config.epochs
+        self.max_epochs = config.max_epochs
 
     def batch(self, epoch, batch, loss):
         if batch == 1:
@@ -103,7 +106,7 @@ def run_command(
     corrupt_prob: float = typer.Option(1.0, help="Probability p of replacing each training label (random_labels)."),
     dataset: str = typer.Option("cifar10", help="Dataset plugin."),
     regularizer: list[str] = typer.Option([], "--regularizer", help="NAME[=VALUE], repeatable."),
-    epochs: int = typer.Option(100, help="Epoch limit; training also stops at 100 % training accuracy."),
+    max_epochs: int = typer.Option(100, help="Epoch limit; training also stops at 100 % training accuracy."),
     train_size: int | None = typer.Option(None, help="Use the first N training examples."),
     test_size: int | None = typer.Option(None, help="Use the first N test examples."),
     batch_size: int = typer.Option(128, help="Mini-batch size."),
@@ -116,16 +119,15 @@ def run_command(
     results_dir: Path = ResultsDirOption,
     force: bool = typer.Option(False, help="Run again even if this configuration already completed."),
     log: list[str] = LogOption,
-    precision: str = typer.Option(
-        "fp32", "--precision", help="fp32, tf32 (CUDA) or bf16 (autocast; float32 weights, BatchNorm and loss)."
-    ),
-    channels_last: bool = typer.Option(False, "--channels-last", help="Channels-last layout of the model and inputs."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model for training and evaluation."),
+    precision: str | None = PrecisionOption,
+    channels_last: bool | None = ChannelsLastOption,
+    compile: bool | None = CompileOption,
 ):
     """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
-    from harness.runner import RunConfig, execute
+    from harness.config import RunConfig
+    from harness.runner import execute
 
-    config = RunConfig(
+    options = dict(
         model=plugin,
         corruption=corruption,
         dataset=dataset,
@@ -134,7 +136,7 @@ def run_command(
         seed=seed,
         train_size=train_size,
         test_size=test_size,
-        epochs=epochs,
+        max_epochs=max_epochs,
         batch_size=batch_size,
         lr=lr,
         lr_decay=lr_decay,
@@ -143,6 +145,7 @@ def run_command(
         channels_last=channels_last,
         compile=compile,
     )
+    config = RunConfig(**{name: value for name, value in options.items() if value is not None})  # None: the default
     try:
         with Progress(*progress_columns(), console=err_console, transient=False) as progress:
             outcome = execute(

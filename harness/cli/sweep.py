@@ -23,6 +23,7 @@ from harness.cli.common import (
     note_packing_on_cpu,
 )
 from harness.cli.progress import RunsLeft, progress_columns
+from harness.executors import ExecutorSettings
 from harness.sweep import Result, RunState, describe, load_sweep, run_sweep, sweep_status
 
 
@@ -79,22 +80,15 @@ def sweep_command(
             states = ", ".join(f"{counts[k]} {k}" for k in ("queued", "running", "done"))
             progress.update(task, stats=" · ".join(filter(None, (states, left.text()))))
 
-        summary = run_sweep(
-            sweep.configs,
-            results_dir,
+        settings = ExecutorSettings(
+            results_dir=results_dir,
             data_root=data_root,
             device=device,
             jobs=jobs,
-            on_result=on_result,
-            executor=sweep.executor,
-            executor_options=sweep.executor_options,
-            resume=not no_resume,
             runs_per_gpu=runs_per_gpu,
-            on_progress=on_progress,
-            log=sweep.log,
-            sweep=sweep.name,
-            pack=sweep.pack,
+            resume=not no_resume,
         )
+        summary = run_sweep(sweep, settings, on_result=on_result, on_progress=on_progress)
     for result in summary.failed:
         err_console.print(
             f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from harness import __version__
+from harness.config import CONFIG_COLUMNS
 from harness.reports import figure_data, table1, table3
 from harness.reports.figure_data import CORRUPTIONS, FIG1_MODELS, FIG2_MODELS
 from harness.reports.store import Missing, completed, settings
@@ -548,12 +549,7 @@ def min_norm_curves(results_dir: Path) -> str:
 RUN_COLUMNS = (
     "run_id",
     "status",
-    "model",
-    "dataset",
-    "corruption",
-    "corrupt_prob",
-    "regularizers",
-    "seed",
+    *CONFIG_COLUMNS,
     "train_size",
     "test_size",
     "train_acc",
@@ -562,11 +558,7 @@ RUN_COLUMNS = (
     "fit_epoch",
     "fit_step",
     "epochs",
-    "max_epochs",
     "steps",
-    "batch_size",
-    "lr",
-    "lr_decay",
     "wall_seconds",
     "device",
     "started_at",

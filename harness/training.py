@@ -1,0 +1,436 @@
+"""The training loop of a randomization test: SGD on a (corrupted) data set, evaluated every epoch.
+
+:func:`train` is the one loop: epochs of steps, each followed by an evaluation, until every training
+is finished. A :class:`Training` is one run's state (model, optimizer, batches, records) and its own
+step; a pack of runs (:mod:`harness.packing`) goes through the same loop with a vectorized step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from harness import checkpoint
+from harness.config import RunConfig
+from harness.data import ImageDataset, center_crop, standardize_per_image, to_model_input
+from harness.examples import ExampleRecorder, examples_table
+from harness.registry import get_registry
+from harness.regularizers import Regularizer, RegularizerError
+
+EVAL_BATCH = 1024
+
+
+class RunProgress:
+    """Receives a run's progress; the CLI shows it, the default ignores it."""
+
+    def start(self, config: RunConfig, batches_per_epoch: int) -> None: ...
+
+    def batch(self, epoch: int, batch: int, loss: torch.Tensor) -> None:
+        """Batch ``batch`` of ``epoch`` is done; ``loss`` is a scalar tensor, still on the device."""
+
+    def epoch(self, row: dict) -> None: ...
+
+
+def model_options(config: RunConfig, regularizers: list[Regularizer]) -> dict:
+    """The options regularizers pass to the model factory; refuses options it does not take."""
+    factory = get_registry().get("models", config.model).obj
+    options = {}
+    for regularizer in regularizers:
+        options.update(regularizer.model_options())
+    accepted = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    for option in options:
+        if option not in accepted and not takes_any:
+            raise RegularizerError(f"model {config.model} does not support '{option}' (it takes no {option} option)")
+    return options
+
+
+def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: list[Regularizer]) -> torch.nn.Module:
+    """The model, with the options regularizers ask for."""
+    factory = get_registry().get("models", config.model).obj
+    return factory(input_shape=input_shape, num_classes=num_classes, **model_options(config, regularizers))
+
+
+@contextlib.contextmanager
+def computing_in(precision: str, device: torch.device):
+    """Within the block, models compute in ``precision`` (one of :data:`~harness.config.PRECISIONS`)."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"  # fp32 is fp32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def compiled(function: Callable, device: torch.device) -> Callable:
+    """``torch.compile(function)``; on CUDA with CUDA graphs (mode "reduce-overhead": one graph per input
+    shape, so the last partial batch and each evaluation chunk get their own). Each call starts a new
+    step of the graphs: the outputs of the call before (read by then) may be overwritten."""
+    graphed = torch.compile(function, mode="reduce-overhead" if device.type == "cuda" else None)
+
+    def step(*args):
+        torch.compiler.cudagraph_mark_step_begin()
+        return graphed(*args)
+
+    return step
+
+
+def float32_batch_norm(model: torch.nn.Module) -> None:
+    """Make every BatchNorm of ``model`` normalize float32 input (under bfloat16 autocast too)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(lambda module, args: (args[0].float(), *args[1:]))
+
+
+def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
+    """Keep the last ``fraction`` of the training examples apart (for early stopping)."""
+    if fraction <= 0:
+        return data, None
+    keep = len(data.y_train) - max(1, int(round(fraction * len(data.y_train))))
+    holdout = data.replace(x_test=data.x_train[keep:], y_test=data.y_train[keep:])
+    return data.replace(x_train=data.x_train[:keep], y_train=data.y_train[:keep]), holdout
+
+
+def random_subset(n: int, fraction: float | None, subset_seed: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trained, left out): training-set positions, in order, of a random ``fraction`` of ``n`` examples
+    drawn with ``(seed, subset_seed)``; all of them when ``fraction`` is None."""
+    if fraction is None:
+        return np.arange(n), np.arange(0)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng([seed, subset_seed]).permutation(n)[: max(1, round(fraction * n))]] = True
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None, *, forward: Callable | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy, in eval mode, by batches; ``record(start, logits, labels,
+    losses, correct)`` receives every batch (per-example records). ``forward`` is how the model is
+    called (compiled, say); the model itself by default."""
+    model.eval()
+    forward = forward or model
+    loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
+    correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
+    for start in range(0, len(labels), EVAL_BATCH):
+        logits = forward(inputs[start : start + EVAL_BATCH]).float()
+        target = labels[start : start + EVAL_BATCH]
+        losses = F.cross_entropy(logits, target, reduction="none")
+        hits = logits.argmax(1) == target
+        loss_sum += losses.sum().double()
+        correct += hits.sum()
+        if record is not None:
+            record(start, logits, target, losses, hits)
+    return loss_sum.item() / len(labels), correct.item() / len(labels)
+
+
+def layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """``images`` (N, C, H, W) in channels-last memory layout when asked, else as they are."""
+    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images
+
+
+class BatchSource:
+    """Training batches: precomputed model inputs, or raw images sent through the
+    regularizers' transforms, then center crop and standardization."""
+
+    def __init__(
+        self,
+        data: ImageDataset,
+        regularizers: list[Regularizer],
+        device: torch.device,
+        seed: int,
+        *,
+        channels_last: bool = False,
+    ):
+        self.data, self.channels_last = data, channels_last
+        self.transforms = [r for r in regularizers if r.transforms_batches]
+        self.labels = torch.as_tensor(data.y_train, device=device)
+        self.inputs = to_model_input(data.x_train, data).to(device)
+        self.raw = (
+            torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
+        )
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        return layout(self.batch(index), self.channels_last)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """The training batch at positions ``index``, in the default memory layout."""
+        if not self.transforms:
+            return self.inputs[index]
+        images = self.raw[index]
+        for regularizer in self.transforms:
+            images = regularizer.transform_batch(images, self.data.crop, self.generator)
+        if self.data.crop and images.shape[-1] != self.data.crop:
+            images = center_crop(images, self.data.crop)
+        return standardize_per_image(images) if self.data.standardize else images
+
+
+class Training:
+    """A model trained by SGD on one data set, evaluated every epoch.
+
+    Its ``history`` (rows of the ``epochs`` table), ``steps`` and ``examples`` (per-example
+    records of every training example) survive an interrupt: after every epoch that training
+    goes on from, a checkpoint is saved to ``checkpoint_path`` (when given). A data set without
+    test examples is evaluated on its training set only.
+
+    Parameters
+    ----------
+    config : RunConfig
+        A resolved configuration.
+    data : ImageDataset
+        The (corrupted) data set.
+    regularizers : list of Regularizer
+        The configuration's regularizers, built.
+    device : torch.device
+        Where the model trains.
+    observers : sequence
+        Objects told of every ``epochs`` row as it is recorded (``epoch_finished(row)``): the run's loggers.
+    checkpoint_path : Path, optional
+        Where checkpoints go; None: none are saved.
+    own_generator : bool
+        Draw the model's random numbers (dropout) from a generator of the run's own, continuing the
+        global one after the model's initialization (a run trained in a pack); else from the global one.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        data: ImageDataset,
+        regularizers: list[Regularizer],
+        device: torch.device,
+        *,
+        observers: Sequence = (),
+        checkpoint_path: Path | None = None,
+        own_generator: bool = False,
+    ):
+        self.config, self.regularizers, self.device = config, regularizers, device
+        self.observers, self.checkpoint_path = tuple(observers), checkpoint_path
+        trained, left_out, holdout = self.split(data)
+        self.build_model(data)
+        self.model_generator = self.continued_global_generator() if own_generator else None
+        """The generator of random draws inside the model (dropout) when the run trains in a pack;
+        None: the global one, as for a run trained alone. Checkpoints store it in the global one's place."""
+        self.build_optimizer()
+        self.batches = BatchSource(trained, regularizers, device, config.seed, channels_last=config.channels_last)
+        self.evaluations = self.evaluation_sets(data, holdout, left_out)
+        self.examples = ExampleRecorder(len(data.y_train), device)
+        self.order_generator = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict] = []
+        self.steps = 0
+        self.stopped_early = False
+        self.finished = False
+        """No epoch left: the epoch limit is reached, or training stopped (100 % training accuracy, a regularizer)."""
+        self.clock_start: float | None = None
+        self.stateful: dict[str, checkpoint.Stateful] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "order_generator": checkpoint.GeneratorState(self.order_generator),
+            "batch_generator": checkpoint.GeneratorState(self.batches.generator),
+            "examples": self.examples,
+        }
+        """Everything a checkpoint saves by name; more per-run state can be added here."""
+
+    def split(self, data: ImageDataset) -> tuple[ImageDataset, np.ndarray, ImageDataset | None]:
+        """The examples trained on, those of a random subset's complement, and the early-stopping holdout;
+        sets ``example_index``, ``example_offsets`` and ``example_labels`` (the per-example records' rows)."""
+        config = self.config
+        chosen, left_out = random_subset(len(data.y_train), config.subset_fraction, config.subset_seed, config.seed)
+        in_subset = (
+            data if len(left_out) == 0 else data.replace(x_train=data.x_train[chosen], y_train=data.y_train[chosen])
+        )
+        holdout_fraction = max((r.holdout_fraction for r in self.regularizers), default=0.0)
+        trained, holdout = split_holdout(in_subset, holdout_fraction)
+        self.example_index = np.concatenate([chosen, left_out])
+        self.example_offsets = {"train": 0, "holdout": len(trained.y_train), "left_out": len(chosen)}
+        self.example_labels = (data.y_train, data.y_train_true, data.corrupted, data.redrawn)
+        return trained, left_out, holdout
+
+    def build_model(self, data: ImageDataset) -> None:
+        """The model, initialized from the run's seed, in its precision and layout; ``forward`` calls it
+        (compiled or not), ``model`` is what checkpoints save."""
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, data.input_shape, data.num_classes, self.regularizers).to(self.device)
+        if config.precision == "bf16":
+            float32_batch_norm(self.model)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.forward = compiled(self.model, self.device) if config.compile else self.model
+
+    def continued_global_generator(self) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.set_state(checkpoint.device_state(self.device))
+        return generator
+
+    def build_optimizer(self) -> None:
+        """SGD with the run's learning rate and momentum, and the regularizers' options (weight decay)."""
+        options = {}
+        for regularizer in self.regularizers:
+            options.update(regularizer.optimizer_options())
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=self.config.lr, momentum=self.config.momentum, **options
+        )
+
+    def evaluation_sets(
+        self, data: ImageDataset, holdout: ImageDataset | None, left_out: np.ndarray
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs, labels) on the device of every split evaluated after each epoch."""
+        device = self.device
+        evaluations = {"train": (self.batches.inputs, self.batches.labels)}
+        for name, split in (("test", data), ("holdout", holdout)):
+            if split is not None and len(split.y_test):
+                labels = torch.as_tensor(split.y_test, device=device)
+                evaluations[name] = (to_model_input(split.x_test, data).to(device), labels)
+        if len(left_out):
+            labels = torch.as_tensor(data.y_train[left_out], device=device)
+            evaluations["left_out"] = (to_model_input(data.x_train[left_out], data).to(device), labels)
+        return evaluations
+
+    def save_checkpoint(self) -> None:
+        states = checkpoint.random_states()
+        if self.model_generator is not None:
+            checkpoint.set_device_state(states, self.model_generator.device, self.model_generator.get_state())
+        checkpoint.save(self.checkpoint_path, self.stateful, {"history": self.history, "steps": self.steps}, states)
+
+    def resume(self) -> int:
+        """Continue from the checkpoint at ``checkpoint_path`` when there is one; the number of epochs restored."""
+        values = checkpoint.load(self.checkpoint_path, self.stateful)
+        if values is not None:
+            self.history, self.steps = values["history"], values["steps"]
+            if self.model_generator is not None:
+                self.model_generator = self.continued_global_generator()
+        self.finished = len(self.history) >= self.config.max_epochs
+        return len(self.history)
+
+    def evaluate(self, split: str) -> tuple[float | None, float | None]:
+        """Loss and accuracy on ``split`` (None, None without it), updating its examples' records."""
+        if split not in self.evaluations:
+            return None, None
+        offset = self.example_offsets.get(split)
+        inputs, labels = self.evaluations[split]
+        with computing_in(self.config.precision, self.device):
+            return evaluate(
+                self.model,
+                layout(inputs, self.config.channels_last),
+                labels,
+                None if offset is None else self.examples.observer(offset),
+                forward=self.forward,
+            )
+
+    def examples_table(self) -> pa.Table:
+        """The ``examples`` rows of the epochs finished so far."""
+        trained = np.arange(len(self.example_index)) < len(self.batches)
+        return examples_table(self.config.run_id, self.examples, self.example_index, *self.example_labels, trained)
+
+    @property
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.batches) // self.config.batch_size)
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds of training and evaluation, over every session that trained the run (a resumed run
+        continues the clock of the epochs it restored)."""
+        if self.clock_start is None:
+            return self.history[-1]["wall_seconds"] if self.history else 0.0
+        return time.perf_counter() - self.clock_start
+
+    def begin(self, progress: RunProgress) -> None:
+        """Start (or continue) the clock and tell ``progress``; before the first epoch trained here."""
+        self.clock_start = time.perf_counter() - (self.history[-1]["wall_seconds"] if self.history else 0.0)
+        progress.start(self.config, self.batches_per_epoch)
+
+    def start_epoch(self) -> tuple[int, float, list[torch.Tensor]]:
+        """The next epoch's number, learning rate and batches (training-set positions), in train mode."""
+        self.model.train()
+        order = torch.randperm(len(self.batches), generator=self.order_generator)
+        order = order.to(self.device, non_blocking=True)  # staged from pageable memory: nothing waits
+        return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], list(order.split(self.config.batch_size))
+
+    def step(self, index: torch.Tensor) -> torch.Tensor:
+        """One SGD step on the training batch at positions ``index``; its loss (on the device)."""
+        with computing_in(self.config.precision, self.device):
+            logits = self.forward(self.batches(index))
+        loss = F.cross_entropy(logits.float(), self.batches.labels[index])
+        loss.backward()
+        self.apply_gradients()
+        return loss.detach()
+
+    def apply_gradients(self) -> None:
+        """The optimizer's step with the gradients accumulated since the last one, which it then clears."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps += 1
+
+    def end_epoch(self, epoch: int, lr: float, progress: RunProgress) -> dict:
+        """After the epoch's steps: decay the learning rate, evaluate, record the epoch's row (returned),
+        decide whether training goes on (``finished``) and, when it does, save a checkpoint."""
+        for group in self.optimizer.param_groups:
+            group["lr"] *= self.config.lr_decay
+        row = dict(run_id=self.config.run_id, epoch=epoch, step=self.steps, lr=lr)
+        for name in ("train", "test", "holdout"):
+            row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
+        self.evaluate("left_out")
+        self.examples.end_epoch(epoch)
+        row["wall_seconds"] = self.wall_seconds
+        self.history.append(row)
+        for observer in self.observers:
+            observer.epoch_finished(row)
+        progress.epoch(row)
+        fitted = row["train_acc"] == 1.0
+        self.stopped_early = not fitted and any(r.should_stop(self.history) for r in self.regularizers)
+        self.finished = fitted or self.stopped_early or epoch >= self.config.max_epochs
+        if self.checkpoint_path is not None and not fitted and not self.stopped_early:
+            self.save_checkpoint()
+        return row
+
+
+def train(
+    trainings: list[Training],
+    step: Callable[[list[tuple[Training, torch.Tensor]]], torch.Tensor],
+    progress: RunProgress,
+    *,
+    on_finished: Callable[[Training], None] = lambda training: None,
+) -> None:
+    """Train until every one of ``trainings`` is finished: its epoch limit, 100 % training accuracy, or a
+    regularizer stops it. Each epoch, the unfinished ones draw their batch orders; each batch,
+    ``step([(training, positions), ...])`` trains each one step on its batch and returns the loss that
+    ``progress`` is shown; then each evaluates and records its epoch. ``on_finished(training)`` as each
+    one finishes (at once for one restored finished from its checkpoint)."""
+    for training in trainings:
+        training.begin(progress)
+        if training.finished:
+            on_finished(training)
+    while active := [training for training in trainings if not training.finished]:
+        epochs = [training.start_epoch() for training in active]
+        epoch = epochs[0][0]
+        for number, positions in enumerate(zip(*(batches for _, _, batches in epochs)), start=1):
+            progress.batch(epoch, number, step(list(zip(active, positions))))
+        for training, (epoch, lr, _) in zip(active, epochs):
+            training.end_epoch(epoch, lr, progress)
+            if training.finished:
+                on_finished(training)
+
+
+def train_alone(training: Training, progress: RunProgress) -> None:
+    """:func:`train` one run with its own step."""
+    train([training], lambda batches: training.step(batches[0][1]), progress)
