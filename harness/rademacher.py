@@ -52,8 +52,32 @@ TRIALS_SCHEMA = schema(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RademacherConfig:
+    """Everything that defines a Rademacher estimate; its hash is the ``run_id``.
+
+    Attributes
+    ----------
+    model : str
+        Model plugin name.
+    dataset : str
+        Dataset plugin name.
+    n : int
+        Sample size: the first n training examples.
+    trials : int
+        Number of sign vectors drawn.
+    epochs : int
+        Epoch limit per trial.
+    batch_size : int
+        Mini-batch size.
+    lr : float or None
+        Initial learning rate (None: the model's).
+    lr_decay : float
+        Learning-rate factor per epoch.
+    seed : int
+        Seed of the sign vectors and the training.
+    """
+
     model: str
     dataset: str = "cifar10"
     n: int = 1000

@@ -187,7 +187,17 @@ def rademacher_command(
     """Estimate the empirical Rademacher complexity of a model on a sample by fitting random signs."""
     from harness.rademacher import RademacherConfig, estimate
 
-    config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
+    config = RademacherConfig(
+        model=plugin,
+        dataset=dataset,
+        n=train_size,
+        trials=trials,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
+        seed=seed,
+    )
     summary, rows = estimate(config, results_dir, data_root=data_root, device=device)
 
     def show_table():
