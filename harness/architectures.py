@@ -1,7 +1,8 @@
 """Models from architecture libraries by name: ``LIBRARY:ARCH[,OPTION=VALUE...]``.
 
 A model library (torchvision, timm) is registered under a prefix; ``timm:convnext_atto,patch_size=1``
-names the library's ``convnext_atto`` built with ``patch_size=1``. Every model is built randomly
+names the library's ``convnext_atto`` built with ``patch_size=1`` (values are read by
+:func:`harness.options.parse_key_value`). Every model is built randomly
 initialized for the data set's input shape and number of classes; before it is built, a copy on
 PyTorch's meta device (no memory, no random draws) checks that it takes that input, so a model that
 cannot take it is one clear line, with the size option that would make it fit when one exists.
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from harness.errors import ConfigError
+from harness.options import parse_key_value
 
 SIZE_OPTIONS = ("patch_size",)
 """Constructor options that shrink a model's first downsampling; tried smaller when an input is too small."""
@@ -26,24 +28,9 @@ class ArchitectureError(ConfigError):
     """An unknown architecture, a bad option, or an input the architecture cannot take."""
 
 
-def parse_value(text: str) -> bool | int | float | str | None:
-    """An option value: ``true``/``false``/``none``, an int, a float, else the text itself."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
 def format_value(value) -> str:
-    """The canonical text of an option value (inverse of :func:`parse_value`)."""
-    if isinstance(value, bool) or value is None:
+    """The canonical text of an option value, which :func:`harness.options.parse_key_value` reads back."""
+    if isinstance(value, bool):
         return str(value).lower()
     return repr(value) if isinstance(value, float) else str(value)
 
@@ -54,12 +41,10 @@ def parse_model_name(name: str) -> tuple[str, str, dict]:
     arch, *pairs = [part.strip() for part in rest.split(",")]
     options = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ArchitectureError(f"model option '{pair}' in '{name}' is not KEY=VALUE")
-        if key.strip() in options:
-            raise ArchitectureError(f"model option '{key.strip()}' is given twice in '{name}'")
-        options[key.strip()] = parse_value(value)
+        key, value = parse_key_value(pair, expected=f"model option KEY=VALUE in '{name}'", error=ArchitectureError)
+        if key in options:
+            raise ArchitectureError(f"model option '{key}' is given twice in '{name}'")
+        options[key] = value
     return library.strip(), arch, options
 
 

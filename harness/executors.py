@@ -14,13 +14,13 @@ files into the results folder, so that folder must be visible to every worker.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from harness.config import RunConfig
 from harness.errors import ConfigError
+from harness.options import parse_key_value
 from harness.packing import execute_pack
 from harness.registry import get_registry, missing_engine
 from harness.results import read_row, write_table
@@ -163,15 +163,9 @@ def task_for(settings: ExecutorSettings, threads: int | None = None) -> RunTask:
 
 
 def parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE read as a TOML value when it is one (60, true, {a = "b"}), else a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ExecutorError(f"executor option must be KEY=VALUE, got '{text}'")
-    try:
-        parsed = tomllib.loads(f"value = {value}")["value"]
-    except tomllib.TOMLDecodeError:
-        parsed = value
-    return key.strip(), parsed
+    """An executor option ``KEY=VALUE``, read by :func:`harness.options.parse_key_value`; ExecutorError
+    when it is not one."""
+    return parse_key_value(text, expected="executor option KEY=VALUE", error=ExecutorError)
 
 
 def check_options(executor: str, options: dict, known) -> None:

@@ -54,13 +54,37 @@ TRIALS_SCHEMA = schema(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RademacherConfig:
+    """Everything that defines a Rademacher estimate; its hash is the ``run_id``.
+
+    Attributes
+    ----------
+    model : str
+        Model plugin name.
+    dataset : str
+        Dataset plugin name.
+    n : int
+        Sample size: the first n training examples.
+    trials : int
+        Number of sign vectors drawn.
+    max_epochs : int
+        Epoch limit per trial (the ``epochs`` column of ``rademacher``).
+    batch_size : int
+        Mini-batch size.
+    lr : float or None
+        Initial learning rate (None: the model's).
+    lr_decay : float
+        Learning-rate factor per epoch.
+    seed : int
+        Seed of the sign vectors and the training.
+    """
+
     model: str
     dataset: str = "cifar10"
     n: int = 1000
     trials: int = 5
-    epochs: int = 100
+    max_epochs: int = 100
     batch_size: int = 128
     lr: float | None = None
     lr_decay: float = 0.95
@@ -68,7 +92,9 @@ class RademacherConfig:
 
     @property
     def run_id(self) -> str:
-        return config_id(asdict(self))
+        fields = asdict(self)
+        fields["epochs"] = fields.pop("max_epochs")  # the key the stored estimates were hashed with
+        return config_id(fields)
 
 
 def signs(n: int, seed: int, trial: int) -> np.ndarray:
@@ -97,7 +123,7 @@ def estimate(
             model=config.model,
             dataset=config.dataset,
             train_size=config.n,
-            max_epochs=config.epochs,
+            max_epochs=config.max_epochs,
             batch_size=config.batch_size,
             lr=config.lr,
             lr_decay=config.lr_decay,
@@ -127,10 +153,8 @@ def estimate(
         )
     correlations = np.array([t["correlation"] for t in trials])
     summary = {
-        **{
-            k: getattr(config, k)
-            for k in ("model", "dataset", "n", "trials", "epochs", "batch_size", "lr_decay", "seed")
-        },
+        **{k: getattr(config, k) for k in ("model", "dataset", "n", "trials", "batch_size", "lr_decay", "seed")},
+        "epochs": config.max_epochs,
         "run_id": config.run_id,
         "lr": run_config.lr,
         "estimate": float(correlations.mean()),

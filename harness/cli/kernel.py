@@ -9,23 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.cli.common import DataRootOption, DeviceOption, ResultsDirOption, console, err_console, fail
 from harness.errors import ConfigError
-
-
-def parse_options(pairs: list[str]) -> dict:
-    """``["num_filters=2000", "pool=2"]`` -> ``{"num_filters": 2000, "pool": 2}`` (numbers parsed)."""
-    options = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--feature-option expects NAME=VALUE, got '{pair}'")
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                continue
-        options[name.strip()] = value
-    return options
+from harness.options import parse_key_value
 
 
 def parse_bandwidth(value: str | None) -> float | str | None:
@@ -83,7 +67,7 @@ def kernel_command(
     config = KernelConfig(
         dataset=dataset,
         features=features,
-        feature_options=parse_options(feature_option),
+        feature_options=dict(parse_key_value(pair, expected="--feature-option NAME=VALUE") for pair in feature_option),
         kernel=kernel,
         bandwidth=parse_bandwidth(bandwidth),
         ridge=ridge,

@@ -177,7 +177,7 @@ def rademacher_command(
     dataset: str = typer.Option("cifar10", help="Dataset plugin."),
     train_size: int = typer.Option(1000, help="Sample size n: the first n training examples."),
     trials: int = typer.Option(5, help="Number of random sign vectors."),
-    epochs: int = typer.Option(100, help="Epoch limit per trial."),
+    max_epochs: int = typer.Option(100, help="Epoch limit per trial."),
     batch_size: int = typer.Option(128),
     lr: float | None = typer.Option(None, help="Initial learning rate (default: the model's)."),
     lr_decay: float = typer.Option(0.95),
@@ -190,7 +190,17 @@ def rademacher_command(
     """Estimate the empirical Rademacher complexity of a model on a sample by fitting random signs."""
     from harness.rademacher import RademacherConfig, estimate
 
-    config = RademacherConfig(plugin, dataset, train_size, trials, epochs, batch_size, lr, lr_decay, seed)
+    config = RademacherConfig(
+        model=plugin,
+        dataset=dataset,
+        n=train_size,
+        trials=trials,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
+        seed=seed,
+    )
     summary, rows = estimate(config, results_dir, data_root=data_root, device=device)
 
     def show_table():
