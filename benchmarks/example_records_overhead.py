@@ -24,7 +24,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from harness import training as runner
+from harness import training as loop
 from harness.config import RunConfig
 from harness.data import prepare_data_of
 from harness.examples import ExampleRecorder
@@ -39,9 +39,9 @@ def evaluate_without_records(model, inputs, labels, record=None):
     model.eval()
     loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
     correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
-    for start in range(0, len(labels), runner.EVAL_BATCH):
-        logits = model(inputs[start : start + runner.EVAL_BATCH])
-        target = labels[start : start + runner.EVAL_BATCH]
+    for start in range(0, len(labels), loop.EVAL_BATCH):
+        logits = model(inputs[start : start + loop.EVAL_BATCH])
+        target = labels[start : start + loop.EVAL_BATCH]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(1) == target).sum()
     return loss_sum.item() / len(labels), correct.item() / len(labels)
@@ -51,10 +51,10 @@ def timed_run(config: RunConfig, records: bool) -> tuple[float, float]:
     """(wall, CPU) seconds of one run from scratch, with or without the per-example records."""
     with ExitStack() as stack, tempfile.TemporaryDirectory() as results:
         if not records:
-            stack.enter_context(mock.patch.object(runner, "evaluate", evaluate_without_records))
+            stack.enter_context(mock.patch.object(loop, "evaluate", evaluate_without_records))
             stack.enter_context(mock.patch.object(ExampleRecorder, "end_epoch", lambda self, epoch: None))
             stack.enter_context(
-                mock.patch.object(runner.Training, "examples_table", lambda self: EXAMPLES_SCHEMA.empty_table())
+                mock.patch.object(loop.Training, "examples_table", lambda self: EXAMPLES_SCHEMA.empty_table())
             )
         wall, cpu = time.perf_counter(), time.process_time()
         execute(config, results, device="cpu")
@@ -76,11 +76,11 @@ def record_costs(config: RunConfig, repeats: int) -> tuple[float, float, float]:
     the ``examples`` file."""
     config = resolve_config(config)
     data = prepare_data_of(config)
-    training = runner.Training(config, data, [], torch.device("cpu"))
+    training = loop.Training(config, data, [], torch.device("cpu"))
     inputs, labels = training.evaluations["train"]
 
     def with_records():
-        runner.evaluate(training.model, inputs, labels, training.examples.observer(0))
+        loop.evaluate(training.model, inputs, labels, training.examples.observer(0))
         training.examples.end_epoch(training.examples.epochs + 1)
 
     def without_records():

@@ -34,12 +34,13 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from harness import checkpoint
+from harness.compute import compiled, computing_in
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.regularizers import build_regularizers
 from harness.results import check_writable
 from harness.runner import RunOutcome, StartedRun, check_run, completed_run, execute, finish_run, start_run
-from harness.training import RunProgress, Training, compiled, computing_in, model_options, train
+from harness.training import RunProgress, Training, model_options, train
 
 
 class PackingWarning(UserWarning):

@@ -7,7 +7,6 @@ step; a pack of runs (:mod:`harness.packing`) goes through the same loop with a 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from harness import checkpoint
+from harness.batches import BatchSource, random_subset, split_holdout
+from harness.compute import compiled, computing_in, float32_batch_norm, layout
 from harness.config import RunConfig
-from harness.data import ImageDataset, center_crop, standardize_per_image, to_model_input
+from harness.data import ImageDataset, to_model_input
 from harness.examples import ExampleRecorder, examples_table
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError
@@ -59,60 +60,6 @@ def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: 
     return factory(input_shape=input_shape, num_classes=num_classes, **model_options(config, regularizers))
 
 
-@contextlib.contextmanager
-def computing_in(precision: str, device: torch.device):
-    """Within the block, models compute in ``precision`` (one of :data:`~harness.config.PRECISIONS`)."""
-    if precision == "bf16":
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            yield
-        return
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"  # fp32 is fp32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
-
-def compiled(function: Callable, device: torch.device) -> Callable:
-    """``torch.compile(function)``; on CUDA with CUDA graphs (mode "reduce-overhead": one graph per input
-    shape, so the last partial batch and each evaluation chunk get their own). Each call starts a new
-    step of the graphs: the outputs of the call before (read by then) may be overwritten."""
-    graphed = torch.compile(function, mode="reduce-overhead" if device.type == "cuda" else None)
-
-    def step(*args):
-        torch.compiler.cudagraph_mark_step_begin()
-        return graphed(*args)
-
-    return step
-
-
-def float32_batch_norm(model: torch.nn.Module) -> None:
-    """Make every BatchNorm of ``model`` normalize float32 input (under bfloat16 autocast too)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.register_forward_pre_hook(lambda module, args: (args[0].float(), *args[1:]))
-
-
-def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
-    """Keep the last ``fraction`` of the training examples apart (for early stopping)."""
-    if fraction <= 0:
-        return data, None
-    keep = len(data.y_train) - max(1, int(round(fraction * len(data.y_train))))
-    holdout = data.replace(x_test=data.x_train[keep:], y_test=data.y_train[keep:])
-    return data.replace(x_train=data.x_train[:keep], y_train=data.y_train[:keep]), holdout
-
-
-def random_subset(n: int, fraction: float | None, subset_seed: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(trained, left out): training-set positions, in order, of a random ``fraction`` of ``n`` examples
-    drawn with ``(seed, subset_seed)``; all of them when ``fraction`` is None."""
-    if fraction is None:
-        return np.arange(n), np.arange(0)
-    chosen = np.zeros(n, dtype=bool)
-    chosen[np.random.default_rng([seed, subset_seed]).permutation(n)[: max(1, round(fraction * n))]] = True
-    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None, *, forward: Callable | None = None
@@ -134,51 +81,6 @@ def evaluate(
         if record is not None:
             record(start, logits, target, losses, hits)
     return loss_sum.item() / len(labels), correct.item() / len(labels)
-
-
-def layout(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """``images`` (N, C, H, W) in channels-last memory layout when asked, else as they are."""
-    return images.contiguous(memory_format=torch.channels_last) if channels_last and images.dim() == 4 else images
-
-
-class BatchSource:
-    """Training batches: precomputed model inputs, or raw images sent through the
-    regularizers' transforms, then center crop and standardization."""
-
-    def __init__(
-        self,
-        data: ImageDataset,
-        regularizers: list[Regularizer],
-        device: torch.device,
-        seed: int,
-        *,
-        channels_last: bool = False,
-    ):
-        self.data, self.channels_last = data, channels_last
-        self.transforms = [r for r in regularizers if r.transforms_batches]
-        self.labels = torch.as_tensor(data.y_train, device=device)
-        self.inputs = to_model_input(data.x_train, data).to(device)
-        self.raw = (
-            torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
-        )
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __call__(self, index: torch.Tensor) -> torch.Tensor:
-        return layout(self.batch(index), self.channels_last)
-
-    def batch(self, index: torch.Tensor) -> torch.Tensor:
-        """The training batch at positions ``index``, in the default memory layout."""
-        if not self.transforms:
-            return self.inputs[index]
-        images = self.raw[index]
-        for regularizer in self.transforms:
-            images = regularizer.transform_batch(images, self.data.crop, self.generator)
-        if self.data.crop and images.shape[-1] != self.data.crop:
-            images = center_crop(images, self.data.crop)
-        return standardize_per_image(images) if self.data.standardize else images
 
 
 class Training:

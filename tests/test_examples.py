@@ -3,13 +3,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from harness.batches import random_subset
 from harness.config import RunConfig
 from harness.data import ImageDataset, mark_corrupted
 from harness.examples import ExampleRecorder, auroc, examples_table
 from harness.plugins.corruptions import random_labels, shuffled_pixels, true_labels
 from harness.runner import execute, resolve_config
 from harness.schema import EXAMPLES_SCHEMA
-from harness.training import RunProgress, random_subset
+from harness.training import RunProgress
 
 SMALL = dict(model="mlp_1x512", dataset="digits", train_size=200, test_size=100, batch_size=32, seed=0)
 

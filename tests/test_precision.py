@@ -40,7 +40,8 @@ def test_bf16_and_channels_last_train_close_to_fp32_and_are_recorded(tmp_path):
 
 
 def test_bf16_keeps_batch_norm_and_the_loss_in_float32(tmp_path):
-    from harness.training import Training, computing_in
+    from harness.compute import computing_in
+    from harness.training import Training
 
     config = resolve_config(RunConfig(model="inception", dataset="digits", train_size=64, precision="bf16"))
     training = Training(

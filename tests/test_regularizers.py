@@ -5,12 +5,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from harness.batches import BatchSource
 from harness.config import RunConfig
 from harness.data import ImageDataset
 from harness.plugins.regularizers import Augment, EarlyStopping, RandomCrop
 from harness.regularizers import RegularizerError, build_regularizers
 from harness.runner import execute
-from harness.training import BatchSource, build_model
+from harness.training import build_model
 
 DIGITS = {"model": "mlp_1x512", "dataset": "digits", "train_size": 100, "test_size": 50, "batch_size": 25, "seed": 0}
 

@@ -1,0 +1,70 @@
+"""The training examples of a run: the random subset it trains on, the early-stopping holdout, and its
+batches (precomputed inputs, or raw images through the regularizers' transforms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.compute import layout
+from harness.data import ImageDataset, center_crop, standardize_per_image, to_model_input
+from harness.regularizers import Regularizer
+
+
+def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
+    """Keep the last ``fraction`` of the training examples apart (for early stopping)."""
+    if fraction <= 0:
+        return data, None
+    keep = len(data.y_train) - max(1, int(round(fraction * len(data.y_train))))
+    holdout = data.replace(x_test=data.x_train[keep:], y_test=data.y_train[keep:])
+    return data.replace(x_train=data.x_train[:keep], y_train=data.y_train[:keep]), holdout
+
+
+def random_subset(n: int, fraction: float | None, subset_seed: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(trained, left out): training-set positions, in order, of a random ``fraction`` of ``n`` examples
+    drawn with ``(seed, subset_seed)``; all of them when ``fraction`` is None."""
+    if fraction is None:
+        return np.arange(n), np.arange(0)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng([seed, subset_seed]).permutation(n)[: max(1, round(fraction * n))]] = True
+    return np.flatnonzero(chosen), np.flatnonzero(~chosen)
+
+
+class BatchSource:
+    """Training batches: precomputed model inputs, or raw images sent through the
+    regularizers' transforms, then center crop and standardization."""
+
+    def __init__(
+        self,
+        data: ImageDataset,
+        regularizers: list[Regularizer],
+        device: torch.device,
+        seed: int,
+        *,
+        channels_last: bool = False,
+    ):
+        self.data, self.channels_last = data, channels_last
+        self.transforms = [r for r in regularizers if r.transforms_batches]
+        self.labels = torch.as_tensor(data.y_train, device=device)
+        self.inputs = to_model_input(data.x_train, data).to(device)
+        self.raw = (
+            torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
+        )
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __call__(self, index: torch.Tensor) -> torch.Tensor:
+        return layout(self.batch(index), self.channels_last)
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """The training batch at positions ``index``, in the default memory layout."""
+        if not self.transforms:
+            return self.inputs[index]
+        images = self.raw[index]
+        for regularizer in self.transforms:
+            images = regularizer.transform_batch(images, self.data.crop, self.generator)
+        if self.data.crop and images.shape[-1] != self.data.crop:
+            images = center_crop(images, self.data.crop)
+        return standardize_per_image(images) if self.data.standardize else images
