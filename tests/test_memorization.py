@@ -8,6 +8,16 @@ from harness.data import DataError
 from harness.executors import ExecutorSettings
 from harness.memorization import MemorizationConfig, MemorizationError, estimate, scores, split_half_spearman
 
+NOISY_DIGITS = dict(
+    model="mlp_1x512",
+    dataset="digits",
+    corruption="random_labels",
+    corrupt_prob=0.3,
+    train_size=150,
+    test_size=20,
+    subset_fraction=0.5,
+)
+
 
 def on_cpu(results_dir):
     return ExecutorSettings(results_dir=results_dir, device="cpu")
@@ -39,19 +49,7 @@ def test_bad_settings_are_refused():
 
 
 def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
-    config = MemorizationConfig(
-        model="mlp_1x512",
-        dataset="digits",
-        corruption="random_labels",
-        corrupt_prob=0.3,
-        train_size=150,
-        test_size=20,
-        num_models=4,
-        subset_fraction=0.5,
-        max_epochs=3,
-        batch_size=32,
-        lr=0.05,
-    )
+    config = MemorizationConfig(**NOISY_DIGITS, num_models=4, max_epochs=3, batch_size=32, lr=0.05)
     first = estimate(config, on_cpu(tmp_path))
     rows = pq.read_table(first.path).to_pylist()
     assert len(rows) == 150 and [r["index"] for r in rows] == list(range(150))
@@ -73,16 +71,7 @@ def test_estimate_stores_one_row_per_example_and_resumes(tmp_path):
 
 
 def test_the_default_training_fits_the_subsets(tmp_path):
-    config = MemorizationConfig(
-        model="mlp_1x512",
-        dataset="digits",
-        corruption="random_labels",
-        corrupt_prob=0.3,
-        train_size=150,
-        test_size=20,
-        num_models=2,
-        subset_fraction=0.5,
-    )
+    config = MemorizationConfig(**NOISY_DIGITS, num_models=2)
     result = estimate(config, on_cpu(tmp_path))
     assert result.models_fitted == 2 and result.mean_train_acc == 1.0 and result.fit_warning is None
     assert pq.read_table(result.path).column("fit_warning").null_count == 150
