@@ -467,7 +467,7 @@ def main() -> None:
         report["total_seconds"] = time.perf_counter() - started
         write_report(report, args.out)  # after every section, in case a later one does not finish
     report["cifar10"] = (
-        "not here: Table 3's CIFAR-10 rows are benchmarks/table3_cifar_gpu.sh (a GPU sitting's last call)"
+        "not here: Table 3's CIFAR-10 rows are benchmarks/table3_cifar_gpu.sh (run by scripts/reproduce-gpu.sh)"
     )
     print("\n=== summary\n\n" + write_report(report, args.out), flush=True)
 

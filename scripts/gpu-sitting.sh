@@ -15,6 +15,7 @@
 #                                               once all have come, check and unpack the data), then call K's work
 #   scripts/gpu-sitting.sh step all             one machine with a GPU and the data (HARNESS_DATA_ROOT): every
 #                                               call's work in order, results in place, nothing to pack or unpack
+#                                               (what scripts/reproduce-gpu.sh runs, after checking the data and GPU)
 #   scripts/gpu-sitting.sh sweeps [BUNDLE]      the full-scale sweeps, then Table 3 on CIFAR-10, into BUNDLE
 #                                               (default reproduction/h200) until SITTING_BUDGET_S is spent
 #   scripts/gpu-sitting.sh unpack DIR           here, after the calls: put back what lighten took out, put what
@@ -632,6 +633,10 @@ step() {
     echo
     say "tasks of call $label:"
     column -t -s $'\t' "$tasks_file" 2>/dev/null || cat "$tasks_file"
+    if [[ -n $all ]]; then # the log's last lines written before this returns (and anything after it prints)
+        exec >&- 2>&-
+        wait "$tee_pid" 2>/dev/null || true
+    fi
 }
 
 # --- here: unpack --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """scripts/gpu-sitting.sh without a GPU: the data packed into parts that each fit one call, received
 and checked part by part on the far side (SITTING_WORK=none: no GPU work), and what comes back
-unpacked into the checkout."""
+unpacked into the checkout; and scripts/reproduce-gpu.sh, which runs the same tasks on one machine,
+with stand-ins for python and harness."""
 
 import hashlib
 import io
@@ -17,6 +18,7 @@ import pytest
 
 REPOSITORY = Path(__file__).parent.parent
 SCRIPT = REPOSITORY / "scripts" / "gpu-sitting.sh"
+REPRODUCE = REPOSITORY / "scripts" / "reproduce-gpu.sh"
 MARGIN = 1000
 ROOM = 12_000  # data bytes per call: a few KB of fake data make several parts
 
@@ -42,9 +44,10 @@ def fake_data(root: Path) -> dict[str, bytes]:
 
 
 def checkout(path: Path, git: bool = True) -> Path:
-    """A checkout holding the script (and, with git, one tracked file)."""
+    """A checkout holding the scripts (and, with git, one tracked file)."""
     (path / "scripts").mkdir(parents=True)
     shutil.copy(SCRIPT, path / "scripts" / "gpu-sitting.sh")
+    shutil.copy(REPRODUCE, path / "scripts" / "reproduce-gpu.sh")
     (path / "README.md").write_text("x" * 5000)
     if git:
         subprocess.run(["git", "init", "-q", str(path)], check=True)
@@ -58,10 +61,12 @@ def tree_bytes(path: Path) -> int:
     return sum((path / name).stat().st_size for name in listed.decode().split("\0") if name)
 
 
-def sitting(script_root: Path, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+def sitting(
+    script_root: Path, *args: str, check: bool = True, script: str = "gpu-sitting.sh", **env: str
+) -> subprocess.CompletedProcess:
     base = {"PATH": os.environ["PATH"], "HOME": str(script_root.parent / "home"), "SITTING_PYTHON": sys.executable}
     return subprocess.run(
-        ["bash", str(script_root / "scripts" / "gpu-sitting.sh"), *args],
+        ["bash", str(script_root / "scripts" / script), *args],
         env={**base, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,  # a step sends both to its log
@@ -243,9 +248,14 @@ def test_unpack_names_a_piece_that_did_not_come_back(tmp_path):
 
 
 FAKE_PYTHON = """#!/usr/bin/env bash
-# Stands in for python3: the project counts as installed from the current checkout; the rest is logged.
+# Stands in for python3: the project counts as installed from the current checkout, torch sees the GPU
+# named by FAKE_GPU (none when it is empty); the rest is logged.
 case "$1" in
-    -c) [[ $2 == *harness.__file__* ]] && echo "$PWD/harness/__init__.py"; exit 0 ;;
+    -c)
+        [[ $2 == *harness.__file__* ]] && echo "$PWD/harness/__init__.py"
+        [[ $2 == *torch.cuda* && -n ${FAKE_GPU:-} ]] && echo "$FAKE_GPU"
+        exit 0
+        ;;
     -) cat >/dev/null ;;
     *) echo "python $*" >>"$FAKE_LOG" ;;
 esac
@@ -261,10 +271,24 @@ if [[ $1 == sweep && $2 == sweeps/table1.toml ]]; then
 fi
 """
 
+TASKS = [
+    "gpu-tests",
+    "table3-mnist",
+    "gpu-kernel-solver",
+    "pack-throughput",
+    "design-card",
+    "sweep-table1",
+    "sweep-fig2b",
+    "sweep-fig1a",
+    "sweep-fig1bc",
+    "table3-cifar",
+]
 
-def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budget(tmp_path):
-    """`step all` with stand-ins for python and harness: every task in order, a skipped one noted,
-    the sweep running at the deadline stopped with SIGTERM and the ones after it not started."""
+
+@pytest.fixture
+def box(tmp_path):
+    """One machine with the data: a checkout with the benchmarks' scripts, stand-ins for python and
+    harness, and the environment that runs them; returns the checkout, that environment and the log."""
     far = checkout(tmp_path / "box", git=False)
     shutil.copytree(REPOSITORY / "benchmarks", far / "benchmarks", ignore=shutil.ignore_patterns("*.py"))
     bin_dir = tmp_path / "bin"
@@ -277,34 +301,31 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
     (data / "cifar10").mkdir()
     (data / "cifar10" / "train.npz").touch()
     log = tmp_path / "calls.log"
-    done = sitting(
-        far,
-        "step",
-        "all",
-        PATH=f"{bin_dir}:{os.environ['PATH']}",
-        SITTING_PYTHON=str(bin_dir / "python"),
-        HARNESS_DATA_ROOT=str(data),
-        SITTING_BUDGET_S="3",
-        SITTING_MIN_TASK_S="1",
-        SITTING_SKIP="gpu-kernel-solver",
-        FAKE_LOG=str(log),
-    )
-    tasks = (far / "results" / "sitting" / "step-all" / "tasks.tsv").read_text().splitlines()
-    assert [line.split("\t")[0] for line in tasks[1:]] == [
-        "gpu-tests",
-        "table3-mnist",
-        "gpu-kernel-solver",
-        "pack-throughput",
-        "design-card",
-        "sweep-table1",
-        "sweep-fig2b",
-        "sweep-fig1a",
-        "sweep-fig1bc",
-        "table3-cifar",
-    ]
-    assert tasks[3].endswith("skipped (SITTING_SKIP)")
-    assert tasks[6].split("\t")[1] == "124" and "stopped at its time limit" in tasks[6]
-    assert all(line.endswith("not started: the time budget was spent") for line in tasks[7:])
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "SITTING_PYTHON": str(bin_dir / "python"),
+        "HARNESS_DATA_ROOT": str(data),
+        "SITTING_MIN_TASK_S": "1",
+        "SITTING_SKIP": "gpu-kernel-solver",
+        "FAKE_LOG": str(log),
+    }
+    return far, env, log
+
+
+def tasks_run(far: Path) -> list[str]:
+    return (far / "results" / "sitting" / "step-all" / "tasks.tsv").read_text().splitlines()[1:]
+
+
+def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budget(box):
+    """`step all` with stand-ins for python and harness: every task in order, a skipped one noted,
+    the sweep running at the deadline stopped with SIGTERM and the ones after it not started."""
+    far, env, log = box
+    done = sitting(far, "step", "all", SITTING_BUDGET_S="3", **env)
+    tasks = tasks_run(far)
+    assert [line.split("\t")[0] for line in tasks] == TASKS
+    assert tasks[2].endswith("skipped (SITTING_SKIP)")
+    assert tasks[5].split("\t")[1] == "124" and "stopped at its time limit" in tasks[5]
+    assert all(line.endswith("not started: the time budget was spent") for line in tasks[6:])
     calls = log.read_text()
     assert "python -m pytest -m gpu -q -rA" in calls
     assert (
@@ -319,6 +340,61 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
     assert "harness sweep sweeps/table1.toml --results-dir reproduction/h200 --device cuda --pack 16" in calls
     assert "table1 interrupted" in calls and "fig2b" not in calls and "cifar10" not in calls
     assert "time budget spent during table1" in done.stdout
+
+
+def test_reproduce_gpu_runs_the_tasks_of_step_all_in_the_same_order(box):
+    """scripts/reproduce-gpu.sh SECONDS is `step all` with the sweeps' budget: the same tasks in the same
+    order and the same commands; then it says where the results are and what to commit."""
+    far, env, log = box
+    sitting(far, "step", "all", SITTING_BUDGET_S="3", **env)
+    by_step_all = [line.split("\t")[:2] for line in tasks_run(far)]
+    calls = log.read_text().splitlines()
+    log.unlink()
+
+    env = {**env, "PYTHON": env.pop("SITTING_PYTHON"), "FAKE_GPU": "NVIDIA H200"}
+    done = sitting(far, "3", script="reproduce-gpu.sh", **env)
+    assert [line.split("\t")[:2] for line in tasks_run(far)] == by_step_all
+    assert [line.split("\t")[0] for line in tasks_run(far)] == TASKS
+    assert log.read_text().splitlines() == calls
+    assert "GPU: NVIDIA H200" in done.stdout and "sweeps: for at most 3 s" in done.stdout
+    assert "  reproduction/h200/    the bundle" in done.stdout
+    assert "  results/sitting/step-all/    logs and benchmark outputs" in done.stdout
+    assert "Stopped at their time limit or not started: sweep-table1 sweep-fig2b" in done.stdout
+    assert "git add reproduction/h200 docs/reproduction.md && git commit" in done.stdout
+    assert done.stdout.index("tasks of call all") < done.stdout.index("To commit")  # the log first, then the summary
+
+
+def test_reproduce_gpu_refuses_without_the_data(box, tmp_path):
+    far, env, log = box
+    env = {**env, "PYTHON": env["SITTING_PYTHON"], "FAKE_GPU": "NVIDIA H200"}
+    del env["HARNESS_DATA_ROOT"]
+    for data in ({}, {"HARNESS_DATA_ROOT": str(tmp_path / "nowhere")}):
+        done = sitting(far, check=False, script="reproduce-gpu.sh", **env, **data)
+        named = f"={data['HARNESS_DATA_ROOT']}" if data else ""
+        assert done.returncode == 1
+        assert done.stdout.splitlines() == [
+            f"reproduce-gpu: error: HARNESS_DATA_ROOT{named} must name the folder holding MNIST/raw/ and "
+            "cifar10/train.npz (or cifar-10-batches-py/)"
+        ]
+    assert not log.exists() and not (far / "results").exists()
+
+
+def test_reproduce_gpu_refuses_without_a_gpu(box):
+    far, env, log = box
+    done = sitting(far, check=False, script="reproduce-gpu.sh", PYTHON=env["SITTING_PYTHON"], FAKE_GPU="", **env)
+    assert done.returncode == 1
+    assert len(done.stdout.splitlines()) == 1 and done.stdout.startswith("reproduce-gpu: error: no CUDA GPU: ")
+    assert not log.exists() and not (far / "results").exists()
+
+
+def test_reproduce_gpu_explains_itself(box):
+    far, _, _ = box
+    done = sitting(far, "--help", script="reproduce-gpu.sh")
+    assert done.stdout.startswith("The paper at full scale on one machine with a CUDA GPU")
+    assert "HARNESS_DATA_ROOT=/path/to/data scripts/reproduce-gpu.sh [SECONDS]" in done.stdout
+    assert "reproduction/h200" in done.stdout and "git add reproduction/h200" in done.stdout
+    bad = sitting(far, "soon", check=False, script="reproduce-gpu.sh")
+    assert bad.returncode == 1 and "not 'soon'" in bad.stdout
 
 
 def test_lighten_takes_the_bundles_out_of_the_tree_and_unpack_puts_them_back(tmp_path):
