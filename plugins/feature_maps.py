@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import hookimpl
+from harness.errors import ConfigError
 
 DEFAULT_BLOCK_DIM = 4096
 WHITENING_PATCHES = 100_000  # patches whose covariance gives the ZCA whitening of random_conv
@@ -207,6 +208,8 @@ class RandomConvFeatures(_FilterBankFeatures):
         device: str = "cpu",
     ):
         super().__init__(block_dim, batch_size, device)
+        if bias < 0:
+            raise ConfigError(f"random_conv: bias is a threshold, at least 0, got {bias}")
         self.num_filters = num_filters
         self.patch = patch
         self.bias = bias
@@ -233,14 +236,20 @@ class RandomConvFeatures(_FilterBankFeatures):
 
     def _transform(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
         weight = filters[:, :-1].reshape(len(filters), x.shape[1], self.patch, self.patch)
+        # f . (p - mean(p)) = (f - mean(f)) . p: the patches' means drop out of the convolution.
+        weight = weight - weight.mean((1, 2, 3), keepdim=True)
         offset = filters[:, -1, None, None]
         mean = F.avg_pool2d(x.mean(1, keepdim=True), self.patch, stride=1)
         variance = F.avg_pool2d(x.square().mean(1, keepdim=True), self.patch, stride=1) - mean**2
         scale = (variance.clamp_min(0) + CONTRAST_EPS).sqrt()
-        response = (F.conv2d(x, weight) - mean * weight.sum((1, 2, 3))[:, None, None]) / scale + offset
-        # (batch, filters * 2 polarities, h, w): a block holds whole filters.
-        rectified = torch.stack([F.relu(response - self.bias), F.relu(-response - self.bias)], 2).flatten(1, 2)
-        return F.adaptive_avg_pool2d(rectified, 2).flatten(1) / math.sqrt(self.num_filters)
+        response = F.conv2d(x, weight).div_(scale).add_(offset)  # in place: no map is allocated twice
+        # With bias >= 0 at most one polarity is non-zero: s = sign(z) max(|z| - bias, 0) holds both,
+        # max(0, z - bias) = (|s| + s) / 2 and max(0, -z - bias) = (|s| - s) / 2, pooled from two passes.
+        shrunk = F.softshrink(response, self.bias)
+        signed = F.adaptive_avg_pool2d(shrunk, 2)
+        magnitude = F.adaptive_avg_pool2d(shrunk.abs_(), 2)
+        pooled = torch.stack([magnitude + signed, magnitude - signed], 2)  # (batch, filters, 2 polarities, 2, 2)
+        return pooled.flatten(1) / (2 * math.sqrt(self.num_filters))
 
 
 def _normalized_patches(x: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from harness.errors import ConfigError
 from harness.plugins.feature_maps import (
+    CONTRAST_EPS,
     GaborFeatures,
     PixelFeatures,
     RandomConvFeatures,
@@ -128,3 +130,36 @@ def test_gabor_beats_pixels_on_mnist(mnist_root):
     x_train, x_test = data.x_train[:500] / np.float32(255), data.x_test[:300] / np.float32(255)
     args = (x_train, data.y_train[:500], x_test, data.y_test[:300])
     assert gaussian_kernel_error(GaborFeatures(), *args) < gaussian_kernel_error(PixelFeatures(), *args)
+
+
+def random_conv_by_its_definition(x: np.ndarray, filters: torch.Tensor, patch: int, bias: float) -> np.ndarray:
+    """The documented features, patch by patch: normalized patches, responses, both polarities, quadrants."""
+    images = torch.from_numpy(x).permute(0, 3, 1, 2).double()
+    patches = F.unfold(images, patch)  # (N, C * patch**2, positions), in (C, patch, patch) order
+    patches = patches - patches.mean(1, keepdim=True)
+    patches = patches / (patches.var(1, unbiased=False, keepdim=True) + CONTRAST_EPS).sqrt()
+    filters = filters.double()
+    response = torch.einsum("fd,ndp->nfp", filters[:, :-1], patches) + filters[:, -1, None]
+    side = x.shape[1] - patch + 1
+    response = response.unflatten(2, (side, side))
+    polarities = torch.stack([(response - bias).clamp_min(0), (-response - bias).clamp_min(0)], 2)
+    half = (side + 1) // 2  # quadrants share the middle row and column when the side is odd
+    quadrants = [polarities[..., rows, cols].mean((-2, -1)) for rows in (slice(0, half), slice(side - half, side))
+                 for cols in (slice(0, half), slice(side - half, side))]  # fmt: skip
+    return (torch.stack(quadrants, -1).flatten(1) / np.sqrt(len(filters))).numpy()
+
+
+@pytest.mark.parametrize("side, bias", [(11, 0.25), (12, 0.0)])
+def test_random_conv_features_are_their_definition(side, bias):
+    x = images(6, (side, side, 3))
+    feature_map = RandomConvFeatures(num_filters=10, patch=3, bias=bias, block_dim=8 * 4)
+    filters = feature_map._filter_bank(x)
+    blocks = [train for train, _ in feature_map.blocks(x, x[:0])]
+    assert len(blocks) == 3  # 4 + 4 + 2 filters
+    expected = random_conv_by_its_definition(x, filters, patch=3, bias=bias)
+    np.testing.assert_allclose(np.concatenate(blocks, 1), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_random_conv_refuses_a_negative_threshold():
+    with pytest.raises(ConfigError, match="bias is a threshold"):
+        RandomConvFeatures(bias=-0.1)
