@@ -8,17 +8,21 @@ engine is a one-line error naming the extra to install).
 
 Every task runs one :class:`Pack` of configurations (one run, or several trained together as
 one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run writes its own
-files into the results folder, so that folder must be visible to every worker.
+files into the results folder, so that folder must be visible to every worker. A task first claims
+its runs there (:mod:`harness.claims`), so that two drivers of one sweep never train a run twice.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness.checkpoint import sigterm_as_interrupt
+from harness.claims import claimed, configured_timeout
 from harness.errors import ConfigError
 from harness.packing import execute_pack
 from harness.registry import get_registry, missing_engine
@@ -36,7 +40,7 @@ class Result:
     """What became of one run of a sweep."""
 
     config: RunConfig
-    status: str  # completed, skipped, failed or interrupted
+    status: str  # completed, skipped, failed, interrupted, or claimed (left to another driver training it)
     row: dict | None = None
     error: str | None = None
 
@@ -93,7 +97,8 @@ class RunTask:
     """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed settings.
 
     ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default);
-    ``log`` and ``sweep`` are the run's loggers and sweep name (:class:`ExecutorSettings`).
+    ``log`` and ``sweep`` are the run's loggers and sweep name (:class:`ExecutorSettings`);
+    ``claim_timeout`` is the driver's claim timeout (:func:`harness.claims.configured_timeout`).
     """
 
     results_dir: Path
@@ -103,6 +108,7 @@ class RunTask:
     threads: int | None = None
     log: tuple[str, ...] = ()
     sweep: str | None = None
+    claim_timeout: float = field(default_factory=configured_timeout)
 
     def __call__(self, pack: Pack) -> list[Result]:
         if self.threads:
@@ -110,7 +116,14 @@ class RunTask:
 
             torch.set_num_threads(self.threads)
         return run_pack(
-            pack, self.results_dir, self.data_root, self.device, self.resume, log=self.log, sweep=self.sweep
+            pack,
+            self.results_dir,
+            self.data_root,
+            self.device,
+            self.resume,
+            log=self.log,
+            sweep=self.sweep,
+            claim_timeout=self.claim_timeout,
         )
 
 
@@ -123,10 +136,39 @@ def run_pack(
     *,
     log: tuple[str, ...] = (),
     sweep: str | None = None,
+    claim_timeout: float | None = None,
 ) -> list[Result]:
-    """Run the configurations of ``pack``, one Result each; a failure is stored as ``failed`` runs and
-    returned, not raised (runs of the pack stored before it keep their results). Every run reports
-    to the loggers ``log``, told the ``sweep``'s name."""
+    """Run the configurations of ``pack`` that this task can claim (:func:`harness.claims.claimed`,
+    with ``claim_timeout``), one Result each; a run that another driver claimed is left to it
+    (``claimed``). The claims are held until the task ends, and released on Ctrl-C or SIGTERM too.
+    Otherwise as :func:`run_claimed`."""
+    with sigterm_as_interrupt(), ExitStack() as claims:  # SIGTERM, like Ctrl-C, releases the claims
+        try:
+            held = [
+                config
+                for config in pack.configs
+                if claims.enter_context(claimed(results_dir, config.run_id, timeout=claim_timeout))
+            ]
+        except KeyboardInterrupt:
+            return [Result(config, "interrupted") for config in pack.configs]
+        landed = run_claimed(Pack(tuple(held)), results_dir, data_root, device, resume, log=log, sweep=sweep)
+    mine = {result.config.run_id: result for result in landed}
+    return [mine.get(config.run_id) or Result(config, "claimed") for config in pack.configs]
+
+
+def run_claimed(
+    pack: Pack,
+    results_dir: Path,
+    data_root: Path | None,
+    device: str,
+    resume: bool = True,
+    *,
+    log: tuple[str, ...] = (),
+    sweep: str | None = None,
+) -> list[Result]:
+    """Run the configurations of ``pack`` (claimed by this task), one Result each; a failure is stored
+    as ``failed`` runs and returned, not raised (runs of the pack stored before it keep their results).
+    Every run reports to the loggers ``log``, told the ``sweep``'s name."""
     landed: dict[str, Result] = {}
 
     def land(config: RunConfig, outcome) -> None:
