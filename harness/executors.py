@@ -8,16 +8,20 @@ engine is a one-line error naming the extra to install).
 
 Every task runs one :class:`Pack` of configurations (one run, or several trained together as
 one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run writes its own
-files into the results folder, so that folder must be visible to every worker.
+files into the results folder, so that folder must be visible to every worker. A task first claims
+its runs there (:mod:`harness.claims`), so that two drivers of one sweep never train a run twice.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from harness.checkpoint import sigterm_as_interrupt
+from harness.claims import claimed, configured_timeout
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.options import parse_key_value
@@ -36,7 +40,7 @@ class Result:
     """What became of one run of a sweep."""
 
     config: RunConfig
-    status: str  # completed, skipped, failed or interrupted
+    status: str  # completed, skipped, failed, interrupted, or claimed (left to another driver training it)
     row: dict | None = None
     error: str | None = None
 
@@ -67,6 +71,9 @@ class ExecutorSettings:
     sets the sweep's)."""
     sweep: str | None = None
     """The sweep's name, told to the loggers (:func:`harness.sweep.run_sweep` sets it)."""
+    claim_timeout: float = field(default_factory=configured_timeout)
+    """Seconds after which a claim without a heartbeat is stale (:func:`harness.claims.configured_timeout`,
+    read where the settings are made: the driver)."""
 
     @property
     def log_dir(self) -> Path:
@@ -109,8 +116,28 @@ class RunTask:
 
 
 def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
-    """Run the configurations of ``pack`` as ``settings`` say, one Result each; a failure is stored as
-    ``failed`` runs and returned, not raised (runs of the pack stored before it keep their results)."""
+    """Run the configurations of ``pack`` that this task can claim (:func:`harness.claims.claimed`,
+    with ``settings.claim_timeout``), one Result each; a run that another driver claimed is left to it
+    (``claimed``). The claims are held until the task ends, and released on Ctrl-C or SIGTERM too.
+    Otherwise as :func:`run_claimed`."""
+    with sigterm_as_interrupt(), ExitStack() as claims:  # SIGTERM, like Ctrl-C, releases the claims
+        try:
+            held = [
+                config
+                for config in pack.configs
+                if claims.enter_context(claimed(settings.results_dir, config.run_id, timeout=settings.claim_timeout))
+            ]
+        except KeyboardInterrupt:
+            return [Result(config, "interrupted") for config in pack.configs]
+        landed = run_claimed(Pack(tuple(held)), settings)
+    mine = {result.config.run_id: result for result in landed}
+    return [mine.get(config.run_id) or Result(config, "claimed") for config in pack.configs]
+
+
+def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
+    """Run the configurations of ``pack`` (claimed by this task) as ``settings`` say, one Result each; a
+    failure is stored as ``failed`` runs and returned, not raised (runs of the pack stored before it
+    keep their results)."""
     landed: dict[str, Result] = {}
 
     def land(config: RunConfig, outcome) -> None:

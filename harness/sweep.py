@@ -44,7 +44,9 @@ own and the runs of all of them are taken together (duplicates once).
 Runs already completed in the results folder are never submitted, so a sweep resumes
 after a crash or Ctrl-C: interrupted runs continue from their last checkpoint, completed
 ones are not redone. Every run writes its own files, so executors run them anywhere the
-results folder is shared (``harness.executors``).
+results folder is shared (``harness.executors``). Two drivers of one sweep on one results
+folder never train a run twice: each run is claimed before it trains (``harness.claims``), and
+a run that the other driver claimed is left to it (``claimed``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.checkpoint import checkpoint_path, saved_epochs, sigterm_as_interrupt
+from harness.claims import holder
 from harness.config import RunConfig
 from harness.errors import ConfigError
 from harness.executors import ExecutorSettings, Pack, Result, make_executor, parse_option
@@ -246,6 +249,7 @@ def run_sweep(
     runs every ``poll_seconds``. On Ctrl-C the submitted tasks are cancelled (``summary.cancelled``
     of them) and the summary says ``interrupted``; running the sweep again resumes it (interrupted
     runs from their checkpoints).
+    A run that another driver claimed (:mod:`harness.claims`) is reported as ``claimed``, left to it.
     """
     check_loggers(sweep.log)
     settings = replace(settings, log=tuple(sweep.log), sweep=sweep.name)
@@ -293,8 +297,9 @@ class RunState:
 def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
     """The state of every run, from the results folder alone (nothing runs).
 
-    ``started`` is a run with a checkpoint newer than its stored row: running now, or
-    stopped without storing (a killed worker); either way the next sweep resumes it.
+    ``started`` is a run not completed that a driver claimed (which one, and when its heartbeat
+    last touched the claim) or with a checkpoint newer than its stored row: running now, or stopped
+    without storing (a killed worker); either way the next sweep resumes it.
     """
     states = []
     for config in configs:
@@ -302,8 +307,11 @@ def sweep_status(configs: list[RunConfig], results_dir: Path) -> list[RunState]:
         saved = saved_epochs(checkpoint_path(results_dir, config.run_id))
         checkpoint = f"checkpoint after epoch {saved[0]}, written {time.time() - saved[1]:.0f} s ago" if saved else ""
         stored_at = table_path(results_dir, "runs", config.run_id).stat().st_mtime if row else 0.0
-        if saved and saved[1] > stored_at:
-            states.append(RunState(config, "started", checkpoint))
+        claim = holder(results_dir, config.run_id)
+        if (saved and saved[1] > stored_at) or (claim and (row is None or row["status"] != "completed")):
+            states.append(
+                RunState(config, "started", ", ".join(filter(None, (str(claim) if claim else "", checkpoint))))
+            )
         elif row is None:
             states.append(RunState(config, "missing"))
         elif row["status"] == "failed":

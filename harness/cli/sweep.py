@@ -96,6 +96,13 @@ def sweep_command(
             soft_wrap=True,
         )
     totals = ", ".join(f"{summary.count(s)} {s}" for s in ("completed", "skipped", "failed", "interrupted"))
+    if summary.count("claimed"):
+        console.print(
+            f"left {summary.count('claimed')} runs to another driver that claimed them (--status shows which);"
+            " run the same command again once it is done to take up any it did not complete",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.interrupted:
         err_console.print(f"cancelled {summary.cancelled} submitted runs", highlight=False)
         fail(f"interrupted after {totals}; run the same command again to resume", code=130)
@@ -126,6 +133,8 @@ def format_result(result: Result) -> str:
         return f"[red]✗[/] {label}: {result.error}"
     if result.status == "interrupted":
         return f"[yellow]![/] {label}: interrupted"
+    if result.status == "claimed":
+        return f"[cyan]→[/] {label}: left to another driver that claimed it"
     row = result.row
     fit = f"fit at epoch {row['fit_epoch']}" if row["fit_epoch"] else f"not fitted in {row['epochs']} epochs"
     verb = "already done" if result.status == "skipped" else f"{row['wall_seconds']:.0f} s"
