@@ -171,9 +171,10 @@ def record_failures(
 
 
 def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result:
-    """Store a ``failed`` runs row unless the runner already stored one; the failed Result."""
+    """Store a ``failed`` runs row unless the runner already stored one, or the run completed (in another
+    driver's task, say); the failed Result."""
     existing = read_row(results_dir, "runs", config.run_id)
-    if existing is None or existing["status"] != "failed":
+    if existing is None or existing["status"] not in ("failed", "completed"):
         row = {**config.to_row(), "status": "failed", "error": message}
         write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
     return Result(config, "failed", error=message)

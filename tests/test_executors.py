@@ -303,3 +303,15 @@ def test_a_local_worker_takes_one_gpu_slot(monkeypatch):
 def test_a_bad_submitit_option_value_is_a_clear_error(tmp_path):
     with pytest.raises(ExecutorError, match="submitit: .*timeout_min"):
         make_executor("submitit", ExecutorSettings(results_dir=tmp_path), {"cluster": "local", "timeout_min": "soon"})
+
+
+def test_a_failure_recorded_for_a_pack_keeps_a_completed_run(tmp_path):
+    from harness.executors import record_failures
+    from harness.results import write_table
+    from harness.schema import RUNS_SCHEMA
+
+    done, lost = tiny_configs([0, 1])
+    write_table(tmp_path, "runs", done.run_id, [{**done.to_row(), "status": "completed"}], RUNS_SCHEMA)
+    results = record_failures(tmp_path, Pack((done, lost)), "job 7 died")
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert stored_statuses(tmp_path) == {done.run_id: "completed", lost.run_id: "failed"}
