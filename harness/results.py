@@ -1,8 +1,9 @@
 """Results store: one Parquet file per run and table, written atomically.
 
 Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
-``examples``, ``kernel_runs``, ...). Every file of a table shares one schema, so
-``read_parquet('RESULTS/runs/**/*.parquet', union_by_name=true)`` reads them all.
+``examples``, ``kernel_runs``, ...). Every file records its table's schema version; the files of
+today's version share one schema, so ``read_parquet('RESULTS/runs/*.parquet')`` reads them all, and
+``harness results --upgrade`` brings older files to it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
+from harness.schema import SCHEMA_HISTORY, SCHEMA_VERSION_KEY, schema_version
 
 
 class ResultsDirError(HarnessError):
@@ -32,17 +34,54 @@ class UnreadableResultWarning(UserWarning):
     """A file in a results folder is not a valid Parquet table; it is skipped."""
 
 
+class OlderSchemaWarning(UserWarning):
+    """A results folder holds files of an older schema version: they are read as they are, and
+    ``harness results --upgrade`` rewrites them to today's columns."""
+
+
+folders_told_of_older_files: set[Path] = set()
+"""Results folders whose :class:`OlderSchemaWarning` this process has given (once per folder)."""
+
+
+def stored_schema_version(schema: pa.Schema) -> int | None:
+    """The schema version that a file's schema records; None for a file written before versions were
+    recorded."""
+    version = (schema.metadata or {}).get(SCHEMA_VERSION_KEY.encode(), b"")
+    return int(version) if version.isdigit() else None
+
+
+def warn_of_older_file(path: Path, schema: pa.Schema) -> None:
+    """Warn, once per results folder, when ``path`` (``RESULTS/<table>/<name>.parquet``) is of an older
+    schema version than its table's."""
+    table, results_dir = path.parent.name, path.parent.parent
+    if table not in SCHEMA_HISTORY or results_dir.resolve() in folders_told_of_older_files:
+        return
+    version = stored_schema_version(schema)
+    if version is None or version < schema_version(table):
+        folders_told_of_older_files.add(results_dir.resolve())
+        warnings.warn(
+            f"{results_dir} holds results of an older schema (read as they are); "
+            f"`harness results --upgrade --results-dir {results_dir}` rewrites them to today's columns",
+            OlderSchemaWarning,
+            stacklevel=3,
+        )
+
+
 def read_parquet(path: Path) -> pa.Table | None:
     """The table in ``path``; None when there is none, or (with a warning naming the file) when it is
-    not valid Parquet."""
+    not valid Parquet. A table file of an older schema version is read as it is, with an
+    :class:`OlderSchemaWarning` once per results folder."""
+    path = Path(path)
     try:
         with open(path, "rb") as file:  # one open file: a writer's rename meanwhile cannot mix two versions
-            return pq.read_table(file)
+            table = pq.read_table(file)
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError) as error:
         warnings.warn(f"skipped {path}: not a valid Parquet table ({error})", UnreadableResultWarning, stacklevel=2)
         return None
+    warn_of_older_file(path, table.schema)
+    return table
 
 
 def config_id(config: dict, length: int = 16) -> str:
@@ -106,11 +145,14 @@ def table_path(results_dir: Path, table: str, run_id: str) -> Path:
 
 def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict] | pa.Table, schema: pa.Schema) -> Path:
     """Write ``rows`` (dicts, or an Arrow table of ``schema``) as ``RESULTS/<table>/<run_id>.parquet``
-    (temp file + rename).
+    (temp file + rename), recording the table's schema version in the file's metadata.
 
     A reader never sees a partial file: either the old file or the new one.
     """
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+    if table in SCHEMA_HISTORY:
+        version = {SCHEMA_VERSION_KEY: str(schema_version(table))}
+        data = data.replace_schema_metadata({**(data.schema.metadata or {}), **version})
     return write_atomically(table_path(results_dir, table, run_id), lambda tmp: pq.write_table(data, tmp))
 
 

@@ -1,9 +1,22 @@
 """Parquet schemas of the ``runs``, ``epochs``, ``examples`` and ``memorization`` tables, with a
-description per column."""
+description per column, and the schema history of every results table.
+
+Every file a table writes records its table's schema version (:data:`SCHEMA_VERSION_KEY` in its
+metadata). :data:`SCHEMA_HISTORY` says, per table, which columns each version added and what
+``harness results --upgrade`` writes into those columns of files from before them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pyarrow as pa
+import pyarrow.compute as pc
+
+SCHEMA_VERSION_KEY = "harness.schema_version"
+"""Key of a table file's schema metadata (and so of its Parquet key-value metadata) that holds its
+schema version, as decimal text. Files written before versions were recorded have none."""
 
 
 def column(name: str, type_: pa.DataType, description: str) -> pa.Field:
@@ -136,3 +149,102 @@ MEMORIZATION_SCHEMA = schema(
         "one line when some models did not fit their subsets (their scores say little), else null",
     ),
 )
+
+
+def fp32_unless_on_cuda(rows: pa.Table) -> pa.Array:
+    """``"fp32"``, null on CUDA (or an unknown device).
+
+    Before ``--precision``, runs computed in float32, except that on CUDA cuDNN's default let
+    convolutions use TF32: the precision of such a run is not known.
+    """
+    on_cuda = pc.starts_with(rows.column("device"), "cuda")
+    return pc.if_else(on_cuda, pa.scalar(None, pa.string()), "fp32")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaChange:
+    """One version of a table's schema after the first: the columns it added.
+
+    Attributes
+    ----------
+    version : int
+        The version this change made; a table's first schema is version 1.
+    added : dict[str, object]
+        Each new column, with its value in the rows of files written before this version, as
+        ``harness results --upgrade`` writes it: a constant (None: null), or a function of such a
+        file's table that returns one value per row (its docstring's first line says which).
+    why : str
+        What came with the new columns, and why older rows get those values.
+    """
+
+    version: int
+    added: dict[str, object | Callable[[pa.Table], pa.Array]]
+    why: str
+
+
+SCHEMA_HISTORY: dict[str, tuple[SchemaChange, ...]] = {
+    "runs": (
+        SchemaChange(
+            version=2,
+            added={"resumed_from_epoch": 0},
+            why="checkpoints and resume; a run before them always started from scratch",
+        ),
+        SchemaChange(
+            version=3,
+            added={"subset_fraction": None, "subset_seed": None},
+            why="random training subsets; a run before them trained on all its examples (null: no subset)",
+        ),
+        SchemaChange(
+            version=4,
+            added={"logger_errors": 0},
+            why="`--log` loggers; a run before them had none",
+        ),
+        SchemaChange(
+            version=5,
+            added={"pack_size": 1, "precision": fp32_unless_on_cuda, "channels_last": False, "compile": False},
+            why="packed training, `--precision`, `--channels-last` and `--compile`; a run before them trained "
+            "alone, in the default layout, not compiled, in float32 (on CUDA, cuDNN's default let convolutions "
+            "use TF32: not known)",
+        ),
+        SchemaChange(
+            version=6,
+            added={"model_library": None, "model_library_version": None},
+            why="models from torchvision and timm by name; a run before them used a model plugin (null)",
+        ),
+    ),
+    "epochs": (),
+    "examples": (),
+    "memorization": (
+        SchemaChange(
+            version=2,
+            added={"models_fitted": None, "mean_train_acc": None, "fit_warning": None},
+            why="whether the models fitted their subsets; not recorded before (null)",
+        ),
+    ),
+    "kernel_runs": (
+        SchemaChange(
+            version=2,
+            added={"feature_options": None},
+            why="options of the feature map; not recorded before (null)",
+        ),
+    ),
+    "rademacher": (),
+    "rademacher_trials": (),
+    "theory_expressivity": (),
+    "theory_expressivity_sweep": (),
+    "theory_min_norm": (),
+    "theory_min_norm_curves": (),
+}
+"""Per results table, its schema changes in order of version. A table with none is at version 1.
+Files from development branches may lack another mix of the added columns; an upgrade fills
+whichever are missing."""
+
+
+def schema_version(table: str) -> int:
+    """The version of ``table``'s schema that this harness writes."""
+    return max((change.version for change in SCHEMA_HISTORY[table]), default=1)
+
+
+def values_for_older_rows(table: str) -> dict[str, object | Callable[[pa.Table], pa.Array]]:
+    """Every column that ``table`` gained after its first version, with its value in older rows."""
+    return {name: value for change in SCHEMA_HISTORY[table] for name, value in change.added.items()}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
+
+from harness.schema import SCHEMA_HISTORY, schema_version
 
 
 def all_tables() -> dict[str, tuple[str, pa.Schema]]:
@@ -30,13 +34,38 @@ def all_tables() -> dict[str, tuple[str, pa.Schema]]:
     }
 
 
+def older_value_text(value) -> str:
+    """How the schema page shows a column's value in rows of older files."""
+    if callable(value):
+        return value.__doc__.strip().splitlines()[0].rstrip(".").replace("``", "`")
+    return "null" if value is None else f"`{json.dumps(value)}`"
+
+
+def history_markdown(table: str) -> str:
+    """``table``'s schema version and, when it has had others, the columns each later version added."""
+    version = schema_version(table)
+    if version == 1:
+        return "Schema version 1: every file has these columns."
+    lines = [
+        f"Schema version {version}. What each version added, with the values that rows of older files get "
+        "(`harness results --upgrade` writes them):",
+        "",
+        "| version | columns: value in older rows | what came with them |",
+        "| --- | --- | --- |",
+    ]
+    for change in SCHEMA_HISTORY[table]:
+        added = "; ".join(f"`{name}`: {older_value_text(value)}" for name, value in change.added.items())
+        lines.append(f"| {change.version} | {added} | {change.why} |")
+    return "\n".join(lines)
+
+
 def markdown() -> str:
-    """The tables as markdown: a heading and a column table each."""
+    """The tables as markdown: a heading, a column table and the schema history each."""
     parts = []
     for table, (row, schema) in all_tables().items():
         parts.append(f"#### `{table}`: {row}\n\n| column | type | meaning |\n| --- | --- | --- |")
         for field in schema:
             kind = str(field.type).replace("list<item: string>", "list<string>")
             parts.append(f"| `{field.name}` | {kind} | {field.metadata[b'description'].decode()} |")
-        parts.append("")
+        parts += ["", history_markdown(table), ""]
     return "\n".join(parts)

@@ -4,7 +4,9 @@ results tables only, and a sweep pointed at one adds just the runs it is missing
 import shutil
 from pathlib import Path
 
+import polars as pl
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -12,7 +14,8 @@ from harness.cli import create_app
 from harness.readme import section
 from harness.reports.status import BUNDLE_FILE, SECTION_NAME, find_bundles, precision_section, render
 from harness.reports.store import load_runs
-from harness.results import read_row, read_table
+from harness.results import read_row, read_table, stored_schema_version
+from harness.schema import schema_version
 from harness.sweep import load_sweep
 from harness.tables import all_tables
 
@@ -34,6 +37,19 @@ def test_bundles_hold_results_tables_only():
     ]
     assert not strays, "a bundle holds results tables and its bundle.toml, nothing else (no models)"
     assert sum(p.stat().st_size for p in files) < 40e6
+
+
+def test_bundles_are_of_todays_schemas():
+    """Analysts read a bundle beside new runs with one schema per table: `harness results --upgrade` on
+    each bundle folder brings them to today's after a schema change."""
+    tables = all_tables()
+    behind = [
+        path.relative_to(BUNDLES)
+        for path in BUNDLES.rglob("*.parquet")
+        if stored_schema_version(schema := pq.read_schema(path)) != schema_version(path.parent.name)
+        or schema.names != tables[path.parent.name][1].names
+    ]
+    assert not behind, f"{len(behind)} files of older schemas, e.g. {behind[0]}: run `harness results --upgrade`"
 
 
 @pytest.mark.parametrize("bundle", find_bundles(BUNDLES), ids=lambda b: b.name)
@@ -136,6 +152,7 @@ def test_a_sweep_pointed_at_a_bundle_adds_only_the_missing_runs(tmp_path):
     assert again["fit_epoch"] is None and again["epochs"] == again["max_epochs"]  # far from fitting (87 %)
     assert again["train_acc"] == pytest.approx(shipped["train_acc"], abs=TRAIN_ACC_TOLERANCE)
     assert again["test_acc"] == pytest.approx(shipped["test_acc"], abs=TEST_ACC_TOLERANCE)
+    assert pl.read_parquet(f"{bundle}/runs/*.parquet").height == len(configs)  # shipped and new runs, one schema
 
 
 def invoke(*args):

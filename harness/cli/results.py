@@ -1,4 +1,5 @@
-"""``harness plugins``, ``harness results`` and ``harness schema``: what is installed and what is stored."""
+"""``harness plugins``, ``harness results`` and ``harness schema``: what is installed and what is stored
+(``harness results --upgrade`` brings older files to today's schema)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from harness.cli.common import (
 from harness.errors import ConfigError
 from harness.registry import KINDS, get_registry
 from harness.results import read_table
+from harness.upgrade import Outcome, upgrade_results
 
 RESULT_COLUMNS = (
     "run_id",
@@ -145,8 +147,20 @@ def results_command(
     plugin: str | None = typer.Option(None, "--plugin", help="Only runs of this model plugin."),
     corruption: str | None = typer.Option(None, help="Only this corruption."),
     output_format: OutputFormat = FormatOption,
+    upgrade: bool = typer.Option(
+        False,
+        "--upgrade",
+        help="Instead of showing runs, rewrite the folder's files of older schema versions to today's columns "
+        "(atomically; current files stay as they are) and say what was done to each table's files.",
+    ),
 ):
-    """Show stored runs."""
+    """Show stored runs; with --upgrade, bring the folder's older files to today's schema.
+
+    json: the upgrade's files as a list (table, file, outcome, reason); csv: one line per file."""
+    if upgrade:
+        if plugin is not None or corruption is not None:
+            raise ConfigError("--plugin and --corruption choose runs to show; --upgrade rewrites the whole folder")
+        return show_upgrade(results_dir, output_format)
     table = read_table(results_dir, "runs")
     rows = table.to_pylist() if table is not None else []
     rows = [
@@ -163,6 +177,28 @@ def results_command(
         wide_console().print(view)
 
     emit(output_format, rows, show_table, columns=RESULT_COLUMNS)
+
+
+def show_upgrade(results_dir: Path, output_format: OutputFormat) -> None:
+    """Upgrade ``results_dir`` and print, per table, how many files were upgraded, already current or
+    unreadable, with a warning line for each file left untouched."""
+    files = upgrade_results(results_dir)
+    for file in files:
+        if file.outcome is Outcome.UNREADABLE:
+            warn(f"left {file.path} untouched: {file.reason}")
+    rows = [
+        {"table": file.table, "file": str(file.path), "outcome": file.outcome.value, "reason": file.reason}
+        for file in files
+    ]
+
+    def show_table():
+        view = Table("table", *(outcome.value for outcome in Outcome), title=f"{len(files)} files in {results_dir}")
+        for table in dict.fromkeys(file.table for file in files):
+            outcomes = [file.outcome for file in files if file.table == table]
+            view.add_row(table, *(str(outcomes.count(outcome)) for outcome in Outcome))
+        console.print(view)
+
+    emit(output_format, rows, show_table, columns=("table", "file", "outcome", "reason"))
 
 
 def schema_command(
