@@ -60,7 +60,7 @@ from harness.executors import ExecutorSettings, Pack, Result, make_executor, par
 from harness.loggers import check_loggers
 from harness.packing import group_packs
 from harness.regularizers import build_regularizers
-from harness.results import check_writable, read_row
+from harness.results import check_writable, completed_rows, read_row
 from harness.runner import RunConfig, resolve_config
 
 OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer as the list `regularizers`
@@ -256,9 +256,11 @@ def run_sweep(
         summary.results.append(result)
         on_result(result)
 
+    run_ids = [config.run_id for config in configs]
+    done = completed_rows(results_dir, "runs", run_ids)
     todo = []
-    for config in configs:
-        row = completed_row(results_dir, config)
+    for config, run_id in zip(configs, run_ids):
+        row = done.get(run_id)
         if row is None:
             todo.append(config)
         else:
