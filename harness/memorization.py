@@ -25,7 +25,7 @@ from harness.data import prepare_data_of
 from harness.errors import HarnessError
 from harness.examples import auroc
 from harness.executors import ExecutorSettings
-from harness.results import completed_row, config_id, read_parquet, read_row, table_path, write_table
+from harness.results import completed_rows, config_id, read_parquet, read_row, table_path, write_table
 from harness.runner import resolve_config
 from harness.schema import MEMORIZATION_SCHEMA
 from harness.sweep import Sweep, SweepSummary, run_sweep
@@ -165,7 +165,7 @@ def estimate(
     per model."""
     results_dir = settings.results_dir
     configs = config.run_configs()
-    if any(completed_row(results_dir, "runs", c.run_id) is None for c in configs):
+    if len(completed_rows(results_dir, "runs", [c.run_id for c in configs])) < len(configs):
         prepare_data_of(config, settings.data_root)
     sweep = Sweep(configs=configs, executor=executor, executor_options=executor_options or {}, pack=pack)
     summary: SweepSummary = run_sweep(sweep, settings, on_result=on_result)

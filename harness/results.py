@@ -4,6 +4,10 @@ Layout: ``RESULTS/<table>/<run_id>.parquet`` (tables: ``runs``, ``epochs``,
 ``examples``, ``kernel_runs``, ...). Every file records its table's schema version; the files of
 today's version share one schema, so ``read_parquet('RESULTS/runs/*.parquet')`` reads them all, and
 ``harness results --upgrade`` brings older files to it.
+
+:func:`read_table` keeps a copy of each table it reads in ``RESULTS/.index/<table>.parquet``, so
+that a table of thousands of files is read again from one file and the files written since
+(:data:`INDEX_FOLDER`). Nothing else reads that copy, and deleting it loses nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import signal
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
@@ -156,18 +161,88 @@ def write_table(results_dir: Path, table: str, run_id: str, rows: list[dict] | p
     return write_atomically(table_path(results_dir, table, run_id), lambda tmp: pq.write_table(data, tmp))
 
 
-def read_table(results_dir: Path, table: str) -> pa.Table | None:
-    """All rows of ``table`` (schemas unified by name), or None when there are none.
+INDEX_FOLDER = ".index"
+"""The folder of a results folder where :func:`read_table` keeps each table's rows with the file each
+came from and that file's signature (inode, size, modification time; a rewrite changes it): a cache,
+outside every table's folder, that only :func:`read_table` reads."""
 
-    A file that is not a valid Parquet table (a truncated copy, a stray file) is skipped with
-    an :class:`UnreadableResultWarning` naming it.
+INDEX_COLUMNS = ("index_file", "index_signature")
+
+
+def signatures(folder: Path) -> dict[str, str]:
+    """The name of every Parquet file in ``folder`` and its signature (inode, size, modification time)."""
+    found = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".parquet"):
+                    with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                        stat = entry.stat()
+                        found[entry.name] = f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return found
+
+
+def read_index(path: Path) -> pa.Table | None:
+    """The index at ``path``; None when there is none or it cannot be read (it is then rebuilt)."""
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError):
+        return None
+
+
+def read_source(folder: Path, name: str, signature: str) -> pa.Table | None:
+    """The table in ``folder / name`` with the index's columns (the file's name and ``signature``), or
+    None (see :func:`read_parquet`)."""
+    stored = read_parquet(folder / name)
+    if stored is None:
+        return None
+    for column, value in zip(INDEX_COLUMNS, (name, signature)):
+        stored = stored.append_column(column, pa.array([value] * stored.num_rows, pa.string()))
+    return stored
+
+
+def read_table(results_dir: Path, table: str) -> pa.Table | None:
+    """All rows of a table of a results folder.
+
+    Only the files written since the last call are read; the others come from the table's index
+    (:data:`INDEX_FOLDER`), which is then brought up to date (unless the folder is read-only). A file
+    that is not a valid Parquet table (a truncated copy, a stray file) is skipped with an
+    :class:`UnreadableResultWarning` naming it.
+
+    Parameters
+    ----------
+    results_dir : Path
+        The results folder.
+    table : str
+        The table: ``runs``, ``kernel_runs``, ...
+
+    Returns
+    -------
+    pyarrow.Table or None
+        Every file's rows, in the order of the files' names, schemas unified by name; None when no
+        file could be read.
     """
     folder = Path(results_dir) / table
-    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    tables = [t for t in map(read_parquet, files) if t is not None]
+    current = signatures(folder)
+    index_path = Path(results_dir) / INDEX_FOLDER / f"{table}.parquet"
+    index = read_index(index_path)
+    unchanged = None
+    if index is not None:
+        now = pa.array([current.get(name) for name in index.column("index_file").to_pylist()], pa.string())
+        unchanged = index.filter(pc.equal(index.column("index_signature"), now))
+    indexed = set(unchanged.column("index_file").to_pylist()) if unchanged is not None else set()
+    fresh = [read_source(folder, name, current[name]) for name in sorted(current.keys() - indexed)]
+    fresh = [stored for stored in fresh if stored is not None]
+    tables = ([unchanged] if unchanged is not None and unchanged.num_rows else []) + fresh
     if not tables:
         return None
-    return pa.concat_tables(tables, promote_options="default")
+    combined = pa.concat_tables(tables, promote_options="default").sort_by("index_file")
+    if any(stored.num_rows for stored in fresh) or (index is not None and unchanged.num_rows < index.num_rows):
+        with contextlib.suppress(OSError):  # a read-only folder is read without its index
+            write_atomically(index_path, lambda tmp: pq.write_table(combined, tmp))
+    return combined.drop_columns(list(INDEX_COLUMNS))
 
 
 def read_row(results_dir: Path, table: str, run_id: str) -> dict | None:
@@ -182,3 +257,31 @@ def completed_row(results_dir: Path, table: str, run_id: str) -> dict | None:
     """The row stored for ``run_id`` in ``table`` when its status is ``completed``, else None."""
     row = read_row(results_dir, table, run_id)
     return row if row is not None and row["status"] == "completed" else None
+
+
+def completed_rows(results_dir: Path, table: str, run_ids: Iterable[str]) -> dict[str, dict]:
+    """The stored rows of those runs that completed: one read of the table, not one file per run.
+
+    Parameters
+    ----------
+    results_dir : Path
+        The results folder.
+    table : str
+        A table of one row per run, with ``run_id`` and ``status`` columns: ``runs``, ``kernel_runs``.
+    run_ids : iterable of str
+        The runs asked about.
+
+    Returns
+    -------
+    dict of str to dict
+        The row of each run of ``run_ids`` stored with the status ``completed``, by run id (read by
+        :func:`read_table`: unreadable files are skipped with a warning).
+    """
+    stored = read_table(results_dir, table)
+    if stored is None:
+        return {}
+    wanted = pc.and_(
+        pc.is_in(stored.column("run_id"), pa.array(list(run_ids), pa.string())),
+        pc.equal(stored.column("status"), "completed"),
+    )
+    return {row["run_id"]: row for row in stored.filter(wanted).to_pylist()}

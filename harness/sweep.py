@@ -65,7 +65,7 @@ from harness.executors import ExecutorSettings, Pack, Result, make_executor, par
 from harness.loggers import check_loggers
 from harness.packing import group_packs
 from harness.regularizers import build_regularizers
-from harness.results import check_writable, completed_row, read_row, table_path
+from harness.results import check_writable, completed_rows, read_row, table_path
 from harness.runner import resolve_config
 
 OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer as the list `regularizers`
@@ -259,9 +259,11 @@ def run_sweep(
         summary.results.append(result)
         on_result(result)
 
+    run_ids = [config.run_id for config in sweep.configs]
+    done = completed_rows(settings.results_dir, "runs", run_ids)
     todo = []
-    for config in sweep.configs:
-        row = completed_row(settings.results_dir, "runs", config.run_id)
+    for config, run_id in zip(sweep.configs, run_ids):
+        row = done.get(run_id)
         if row is None:
             todo.append(config)
         else:

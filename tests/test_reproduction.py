@@ -14,7 +14,7 @@ from harness.cli import create_app
 from harness.readme import section
 from harness.reports.status import BUNDLE_FILE, SECTION_NAME, find_bundles, precision_section, render
 from harness.reports.store import load_runs
-from harness.results import read_row, read_table, stored_schema_version
+from harness.results import INDEX_FOLDER, read_row, read_table, stored_schema_version
 from harness.schema import schema_version
 from harness.sweep import load_sweep
 from harness.tables import all_tables
@@ -31,7 +31,11 @@ def test_documented_status_is_generated_from_the_bundles():
 
 
 def test_bundles_hold_results_tables_only():
-    files = [p for p in BUNDLES.rglob("*") if p.is_file() and "checkpoints" not in p.relative_to(BUNDLES).parts]
+    files = [
+        p
+        for p in BUNDLES.rglob("*")
+        if p.is_file() and not {"checkpoints", INDEX_FOLDER} & set(p.relative_to(BUNDLES).parts)
+    ]
     strays = [
         p for p in files if p.name != BUNDLE_FILE and not (p.suffix == ".parquet" and p.parent.name in all_tables())
     ]

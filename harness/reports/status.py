@@ -28,7 +28,7 @@ from harness.errors import ConfigError
 from harness.examples import auroc
 from harness.reports import figure_data, memorization, table1, table3, theory
 from harness.reports.store import average, load_runs, settings
-from harness.results import completed_row, read_table
+from harness.results import completed_rows, read_table
 from harness.sweep import load_sweep
 
 BUNDLE_FILE = "bundle.toml"
@@ -108,8 +108,8 @@ def render(root: Path) -> str:
 def sweep_progress(spec: str, repository: Path, results_dir: Path) -> str:
     """``sweeps/x.toml: 12 of 19 runs completed.`` (``spec`` relative to ``repository``)"""
     configs = load_sweep(repository / spec).configs
-    done = sum(completed_row(results_dir, "runs", config.run_id) is not None for config in configs)
-    return f"`{spec}`: {done} of {len(configs)} runs completed."
+    done = completed_rows(results_dir, "runs", (config.run_id for config in configs))
+    return f"`{spec}`: {len(done)} of {len(configs)} runs completed."
 
 
 def number(value: float | None, digits: int = 1) -> str:
