@@ -78,7 +78,9 @@ def read_parquet(path: Path) -> pa.Table | None:
     :class:`OlderSchemaWarning` once per results folder."""
     path = Path(path)
     try:
-        with open(path, "rb") as file:  # one open file: a writer's rename meanwhile cannot mix two versions
+        # One open file: a writer's rename meanwhile cannot mix two versions. Arrow's own file, not
+        # Python's: reading through Python file objects can abort the interpreter at exit (apache/arrow#34314).
+        with pa.OSFile(str(path)) as file:
             table = pq.read_table(file)
     except FileNotFoundError:
         return None

@@ -123,7 +123,7 @@ def upgrade_file(path: Path, *, table: str, schema: pa.Schema) -> FileUpgrade:
         What was done; an unreadable file is left untouched, with the reason.
     """
     try:
-        with open(path, "rb") as file:
+        with pa.OSFile(str(path)) as file:  # as harness.results.read_parquet reads
             stored = pq.read_table(file)
     except (pa.ArrowException, OSError) as error:
         return FileUpgrade(
