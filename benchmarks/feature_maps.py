@@ -1,13 +1,13 @@
 """The random_conv feature map against a plain float32 convolution of the same shapes, in the same run.
 
 The plain convolution is ``torch.nn.functional.conv2d`` of the same images (N, 3, 32, 32), in the same
-batches, with the same filter chunks (C x patch x patch), its output discarded: the arithmetic a
-feature map of these filters cannot avoid. The feature map's time is everything ``blocks`` does once
+batches, with the same filter chunks (C x patch x patch), its output discarded, in the faster of the
+two memory layouts: the arithmetic a feature map of these filters cannot avoid. The feature map's time is everything ``blocks`` does once
 its filters are drawn (normalization, convolution, threshold, pooling, copies). Reported: seconds of
 each, the ratio (goal: at most 2), and the feature map's GFLOP/s. Each is timed ``--repeats`` times,
 alternating, and the fastest counts.
 
-    python benchmarks/feature_maps.py [--images 6000] [--num-filters 1000] [--batch-sizes 64 256] [--repeats 2]
+    python benchmarks/feature_maps.py [--images 6000] [--num-filters 1000] [--batch-sizes 8 16 64] [--repeats 2]
 
 The images are the first CIFAR-10 training images under HARNESS_DATA_ROOT (uniform noise of the same
 shape when CIFAR-10 is not there; the timing does not depend on the values).
@@ -41,15 +41,19 @@ def cifar_images(count: int) -> tuple[np.ndarray, str]:
 
 @torch.no_grad()
 def plain_convolution(x: np.ndarray, feature_map: RandomConvFeatures, filters: torch.Tensor) -> float:
-    """Seconds of conv2d alone over every filter chunk and image batch of ``feature_map``'s blocks."""
+    """Seconds of conv2d alone over every filter chunk and image batch of ``feature_map``'s blocks, the
+    faster of the images' two memory layouts (channels last, as they are stored, and channels first)."""
     step = feature_map._filters_per_block(x.shape[1:])
-    images = torch.from_numpy(x).permute(0, 3, 1, 2)
-    start = time.perf_counter()
-    for first in range(0, len(filters), step):
-        weight = filters[first : first + step, :-1].reshape(-1, 3, feature_map.patch, feature_map.patch)
-        for batch in range(0, len(x), feature_map.batch_size):
-            F.conv2d(images[batch : batch + feature_map.batch_size].contiguous(), weight)
-    return time.perf_counter() - start
+    seconds = []
+    for layout in (torch.channels_last, torch.contiguous_format):
+        images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+        start = time.perf_counter()
+        for first in range(0, len(filters), step):
+            weight = filters[first : first + step, :-1].reshape(-1, 3, feature_map.patch, feature_map.patch)
+            for batch in range(0, len(x), feature_map.batch_size):
+                F.conv2d(images[batch : batch + feature_map.batch_size], weight)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds)
 
 
 def feature_time(x: np.ndarray, feature_map: RandomConvFeatures, filters: torch.Tensor) -> float:
@@ -65,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6000)
     parser.add_argument("--num-filters", type=int, default=1000)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 16, 64])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     x, source = cifar_images(args.images)

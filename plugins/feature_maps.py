@@ -204,7 +204,7 @@ class RandomConvFeatures(_FilterBankFeatures):
         bias: float = 0.25,
         seed: int = 0,
         block_dim: int = DEFAULT_BLOCK_DIM,
-        batch_size: int = 64,
+        batch_size: int = 16,
         device: str = "cpu",
     ):
         super().__init__(block_dim, batch_size, device)
