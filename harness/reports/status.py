@@ -231,7 +231,7 @@ def table3_section(bundle: Bundle) -> list[str]:
     lines, _ = table3.build(table3.load_kernel_runs(bundle.path))
     rows = [
         [
-            line["paper row"],
+            line["paper row"] + ("" if line["feature options"] == "{}" else f"; ours: {line['feature options']}"),
             f"{line['n train']:,} / {line['n test']:,}",
             line["kernel"],
             f"{line['test err %']:.2f} ({line['paper err %']:g})",
