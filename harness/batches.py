@@ -1,5 +1,6 @@
 """The training examples of a run: the random subset it trains on, the early-stopping holdout, and its
-batches (precomputed inputs, or raw images through the regularizers' transforms)."""
+batches (precomputed inputs, or raw images through the regularizers' transforms; read from disk for a
+data set that streams)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from harness.compute import layout
 from harness.data import ImageDataset, center_crop, standardize_per_image, to_model_input
 from harness.regularizers import Regularizer
+from harness.streaming import ImageFiles, StreamedBatches
 
 
 def split_holdout(data: ImageDataset, fraction: float) -> tuple[ImageDataset, ImageDataset | None]:
@@ -32,7 +34,9 @@ def random_subset(n: int, fraction: float | None, subset_seed: int | None, seed:
 
 class BatchSource:
     """Training batches: precomputed model inputs, or raw images sent through the
-    regularizers' transforms, then center crop and standardization."""
+    regularizers' transforms, then center crop and standardization. Images read from disk
+    (:class:`~harness.streaming.ImageFiles`) take the second way, batch by batch: the
+    epoch's batches must be announced (:meth:`start_epoch`) and then asked for in order."""
 
     def __init__(
         self,
@@ -46,10 +50,12 @@ class BatchSource:
         self.data, self.channels_last = data, channels_last
         self.transforms = [r for r in regularizers if r.transforms_batches]
         self.labels = torch.as_tensor(data.y_train, device=device)
-        self.inputs = to_model_input(data.x_train, data).to(device)
-        self.raw = (
-            torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device) if self.transforms else None
-        )
+        self.streamed = StreamedBatches(data.x_train, device) if isinstance(data.x_train, ImageFiles) else None
+        self.inputs = self.raw = None
+        if self.streamed is None:
+            self.inputs = to_model_input(data.x_train, data).to(device)
+        if self.streamed is None and self.transforms:
+            self.raw = torch.as_tensor(data.x_train).permute(0, 3, 1, 2).contiguous().to(device)
         self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def __len__(self) -> int:
@@ -58,11 +64,19 @@ class BatchSource:
     def __call__(self, index: torch.Tensor) -> torch.Tensor:
         return layout(self.batch(index), self.channels_last)
 
+    def start_epoch(self, batches: list[torch.Tensor]) -> None:
+        """The positions of the coming epoch's batches, in order (read ahead when streamed)."""
+        if self.streamed is not None:
+            self.streamed.start_epoch(batches)
+
     def batch(self, index: torch.Tensor) -> torch.Tensor:
         """The training batch at positions ``index``, in the default memory layout."""
-        if not self.transforms:
+        if self.streamed is not None:
+            images = self.streamed(index).permute(0, 3, 1, 2)
+        elif not self.transforms:
             return self.inputs[index]
-        images = self.raw[index]
+        else:
+            images = self.raw[index]
         for regularizer in self.transforms:
             images = regularizer.transform_batch(images, self.data.crop, self.generator)
         if self.data.crop and images.shape[-1] != self.data.crop:

@@ -16,6 +16,11 @@ autocast to bfloat16 matrix products and convolutions, with float32 weights, Bat
 EXECUTION_OPTIONS = ("channels_last", "compile")
 """Fields of :class:`RunConfig` that say how a run computes, not what: recorded in ``runs``, not hashed."""
 
+REDRAWN_CORRUPTIONS = ("random_pixels", "gaussian")
+"""Built-in corruptions whose draws changed with corruption scheme 2 (per example; ``runs.corruption_scheme``):
+the ids of their runs hash the scheme, so that a stored run of the old draws is never taken for a new one.
+Every other run keeps its id."""
+
 DATA_LIMITS = ("train_size", "test_size")
 """Fields of :class:`RunConfig` that limit the data to its first examples; the ``runs`` columns of the
 same names count the examples a run used."""
@@ -68,6 +73,8 @@ class RunConfig:
             hashed["subset"] = [fraction, subset_seed]
         if self.precision == "fp32":  # float32 runs keep the ids they had before precisions
             del hashed["precision"]
+        if self.corruption in REDRAWN_CORRUPTIONS:
+            hashed["corruption_scheme"] = 2
         return config_id(hashed)
 
     def to_row(self) -> dict:

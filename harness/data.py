@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.errors import HarnessError
+from harness.errors import DataError
 from harness.registry import get_registry
+from harness.streaming import PIXEL_SCALE, ExampleTransform, ImageFiles, in_order, memory_budget, read_batches
+
+__all__ = ["DataError", "ImageDataset"]
 
 DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
-
-
-class DataError(HarnessError):
-    """A data set cannot be found or loaded."""
+STATISTICS_SAMPLE = 10_000
+"""At most this many training images (evenly spaced) give a data set's per-channel statistics."""
+STATISTICS_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class ImageDataset:
     """A data set with train and test splits.
 
     ``x_*`` are (N, H, W, C) arrays: uint8 as loaded, float32 in [0, 1] after
-    :func:`to_float` (corruptions act on the float form). ``y_*`` are (N,) int64.
+    :func:`to_float` (corruptions act on the float form); or, for a data set too large for memory,
+    :class:`~harness.streaming.ImageFiles`, read from disk as they are needed. ``y_*`` are (N,) int64.
     ``crop`` is the side of the center crop of the paper's preprocessing (None:
     keep the full image); ``standardize`` turns on per-image standardization.
 
@@ -37,9 +40,9 @@ class ImageDataset:
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: np.ndarray | ImageFiles
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: np.ndarray | ImageFiles
     y_test: np.ndarray
     num_classes: int
     crop: int | None = None
@@ -68,12 +71,60 @@ def default_data_root() -> Path:
 
 
 def to_float(data: ImageDataset) -> ImageDataset:
-    """Scale uint8 pixels to float32 in [0, 1]."""
-    scale = np.float32(1 / 255)
-    return data.replace(
-        x_train=data.x_train.astype(np.float32) * scale,
-        x_test=data.x_test.astype(np.float32) * scale,
-    )
+    """Scale uint8 pixels to float32 in [0, 1] (images read from files are scaled as they are read)."""
+
+    def scaled(images):
+        return images if isinstance(images, ImageFiles) else images.astype(np.float32) * PIXEL_SCALE
+
+    return data.replace(x_train=scaled(data.x_train), x_test=scaled(data.x_test))
+
+
+def in_memory_if_fits(data: ImageDataset) -> ImageDataset:
+    """``data`` with its images read into memory when they fit :func:`~harness.streaming.memory_budget`
+    as float32; else as it is (streamed from disk)."""
+    splits = [data.x_train, data.x_test]
+    if not any(isinstance(images, ImageFiles) for images in splits):
+        return data
+    if sum(images.nbytes for images in splits) > memory_budget():
+        return data
+    return data.replace(**{f"x_{split}": read_all(images) for split, images in zip(("train", "test"), splits)})
+
+
+def read_all(images: np.ndarray | ImageFiles) -> np.ndarray:
+    """Every image in memory: files read by the data workers (as :meth:`ImageFiles.read`), arrays as they are."""
+    if not isinstance(images, ImageFiles):
+        return images
+    batches = [batch.numpy() for batch in read_batches(images, in_order(len(images), STATISTICS_CHUNK))]
+    return np.concatenate(batches) if batches else images.read()
+
+
+def transform_images(images: np.ndarray | ImageFiles, transform: ExampleTransform, split: str) -> np.ndarray | ImageFiles:
+    """``images`` of ``split`` through a per-example corruption: at once for arrays (by chunks), as they
+    are read for files; either way each image is transformed as a function of itself and its index."""
+    if isinstance(images, ImageFiles):
+        return images.with_transform(transform)
+    out = np.empty(images.shape, dtype=np.float32)
+    for positions in in_order(len(images), STATISTICS_CHUNK):
+        out[positions] = transform(images[positions], split, positions)
+    return out
+
+
+def channel_statistics(images: np.ndarray | ImageFiles) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation (float64) of float images in [0, 1] (files: as read), over
+    every image, or every k-th when there are more than :data:`STATISTICS_SAMPLE`."""
+    sample = np.arange(0, len(images), -(-len(images) // STATISTICS_SAMPLE))
+    chunks = [sample[i : i + STATISTICS_CHUNK] for i in range(0, len(sample), STATISTICS_CHUNK)]
+    if isinstance(images, ImageFiles):
+        read = (batch.numpy().astype(np.float32) * PIXEL_SCALE for batch in read_batches(images, chunks))
+    else:
+        read = (images[chunk] for chunk in chunks)
+    total = squares = 0.0
+    for chunk in read:
+        total = total + chunk.sum(axis=(0, 1, 2), dtype=np.float64)
+        squares = squares + np.square(chunk, dtype=np.float64).sum(axis=(0, 1, 2))
+    values = len(sample) * images.shape[1] * images.shape[2]
+    mean = total / values
+    return mean, np.sqrt(np.maximum(squares / values - mean**2, 0.0))
 
 
 def first_examples(data: ImageDataset, train_size: int | None, test_size: int | None) -> ImageDataset:
@@ -123,6 +174,15 @@ def load_dataset(name: str, root: Path | None = None, download: bool = True) -> 
     return loader(root, download)
 
 
+SPLITS = ("train", "test")
+
+
+def example_rng(entropy: int, split: str, index: int) -> np.random.Generator:
+    """The generator of one example's draws in a per-example corruption: a function of the corruption's
+    ``entropy`` (drawn from :func:`corruption_rng`), the example's split and its index in that split."""
+    return np.random.default_rng([entropy, SPLITS.index(split), int(index)])
+
+
 def corruption_rng(seed: int, corruption: str) -> np.random.Generator:
     """The generator a corruption draws from: a function of (seed, corruption name) only."""
     return np.random.default_rng([seed, zlib.crc32(corruption.encode())])
@@ -144,8 +204,15 @@ def prepare_data(
     """
     if not 0.0 <= corrupt_prob <= 1.0:
         raise DataError(f"--corrupt-prob must be in [0, 1], got {corrupt_prob}")
-    corrupt = get_registry().get("corruptions", corruption).obj
-    clean = to_float(first_examples(load_dataset(dataset, root), train_size, test_size))
+    entry = get_registry().get("corruptions", corruption)
+    clean = to_float(in_memory_if_fits(first_examples(load_dataset(dataset, root), train_size, test_size)))
+    if isinstance(clean.x_train, ImageFiles) and not entry.info.get("per_example"):
+        raise DataError(
+            f"corruption {corruption} acts on whole image arrays, and {dataset} is read from disk (its images do not fit "
+            f"the memory budget of {memory_budget() / 2**30:.1f} GiB): raise $HARNESS_MEMORY_BUDGET_GB, or define the "
+            "corruption per example (harness.data.transform_images)"
+        )
+    corrupt = entry.obj
     return mark_corrupted(clean, corrupt(clean, corrupt_prob, corruption_rng(seed, corruption)), corruption)
 
 
@@ -184,6 +251,11 @@ def mark_corrupted(clean: ImageDataset, data: ImageDataset, corruption: str) -> 
     if len(data.y_train) != n:
         raise DataError(f"corruption {corruption} changed the number of training examples ({n} -> {len(data.y_train)})")
     corrupted = data.corrupted
+    if corrupted is None and isinstance(data.x_train, ImageFiles):
+        raise DataError(
+            f"corruption {corruption} does not say which examples it changed (corrupted=...), and the images of "
+            f"{data.name} are read from disk, where they cannot be compared"
+        )
     if corrupted is None:
         corrupted = (data.y_train != clean.y_train) | changed_rows(clean.x_train, data.x_train)
     for name, mask in (("corrupted", corrupted), ("redrawn", data.redrawn)):

@@ -9,3 +9,7 @@ class HarnessError(Exception):
 
 class ConfigError(HarnessError, ValueError):
     """An option or configuration value is out of range or malformed."""
+
+
+class DataError(HarnessError):
+    """A data set cannot be found or loaded."""

@@ -59,6 +59,12 @@ def register_datasets(register: Register) -> None:
         train and test splits from ``root`` (the data folder), downloading them there first when
         ``download`` is true and it knows how. A missing data set raises
         ``harness.data.DataError`` saying where to put the files.
+
+        ``register(prefix, loader, argument="SYNTAX")`` registers a family of data sets named
+        ``PREFIX:ARGUMENT`` (``folder:PATH``, ``torchvision:NAME``): the loader is then called as
+        ``loader(root, download, argument)`` with the text after the first colon, and ``SYNTAX``
+        says what that text may be (``harness plugins`` shows it). A loader may return images
+        read from disk (``harness.streaming.ImageFiles``) in place of arrays.
     """
 
 
@@ -74,6 +80,11 @@ def register_corruptions(register: Register) -> None:
         -> harness.data.ImageDataset`` returns the corrupted data set. It receives float images
         in [0, 1], takes its randomness from ``rng`` only (so a seed fixes it), and never changes
         the test labels; ``p`` is the corruption probability in [0, 1].
+
+        ``register(name, corrupt, per_example=True)`` declares that ``corrupt`` also takes data sets
+        whose images are read from disk (``harness.streaming.ImageFiles``): it changes labels as
+        arrays and images only through ``harness.data.transform_images``. Other corruptions take
+        only data sets held in memory.
 
         A corruption should say which training examples it changed: ``data.replace(corrupted=mask)``
         with an (N,) bool array (label or input changed), and for a label corruption also

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "harness.plugins.mlp",
     "harness.plugins.cnn",
     "harness.plugins.imagenet",
+    "harness.plugins.folders",
     "harness.plugins.architectures",
     "harness.plugins.regularizers",
     "harness.plugins.feature_maps",
@@ -92,6 +93,8 @@ class Registry:
     def get(self, kind: str, name: str) -> Entry:
         if kind == "models" and ":" in name:
             return self.architecture(name)
+        if kind == "datasets" and ":" in name:
+            return self.dataset_family(name)
         try:
             return self._entries[kind][name]
         except KeyError:
@@ -111,6 +114,16 @@ class Registry:
                 {"library": library.name, "library_version": version},
             )
         return self._architectures[name]
+
+    def dataset_family(self, name: str) -> Entry:
+        """The data set ``PREFIX:ARGUMENT`` of a family registered with an ``argument`` (``folder:PATH``):
+        its loader with the argument bound."""
+        prefix, _, argument = name.partition(":")
+        family = self.get("datasets", prefix.strip())
+        if "argument" not in family.info:
+            raise UnknownNameError("datasets", name, self.names("datasets"))
+        loader = functools.partial(family.obj, argument=argument.strip())
+        return Entry("datasets", name, loader, family.source, family.info)
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from harness.data import ImageDataset, to_model_input
 from harness.examples import ExampleRecorder, examples_table
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError
+from harness.streaming import ImageFiles, as_float, in_order, read_batches
 
 EVAL_BATCH = 1024
 
@@ -62,24 +63,34 @@ def build_model(config: RunConfig, input_shape, num_classes: int, regularizers: 
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, record=None, *, forward: Callable | None = None
+    model: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    labels: torch.Tensor,
+    record=None,
+    *,
+    forward: Callable | None = None,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy, in eval mode, by batches; ``record(start, logits, labels,
-    losses, correct)`` receives every batch (per-example records). ``forward`` is how the model is
-    called (compiled, say); the model itself by default."""
+    """Mean cross-entropy and accuracy, in eval mode, over ``batches`` of inputs that hold the examples
+    of ``labels`` in order; ``record(start, logits, labels, losses, correct)`` receives every batch
+    (per-example records). ``forward`` is how the model is called (compiled, say); the model itself
+    by default."""
     model.eval()
     forward = forward or model
-    loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
-    correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
-    for start in range(0, len(labels), EVAL_BATCH):
-        logits = forward(inputs[start : start + EVAL_BATCH]).float()
-        target = labels[start : start + EVAL_BATCH]
+    loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
+    correct = torch.zeros((), device=labels.device, dtype=torch.int64)
+    start = 0
+    for inputs in batches:
+        logits = forward(inputs).float()
+        target = labels[start : start + len(inputs)]
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
         loss_sum += losses.sum().double()
         correct += hits.sum()
         if record is not None:
             record(start, logits, target, losses, hits)
+        start += len(inputs)
+    if start != len(labels):
+        raise RuntimeError(f"evaluated {start} inputs for {len(labels)} labels")
     return loss_sum.item() / len(labels), correct.item() / len(labels)
 
 
@@ -130,7 +141,9 @@ class Training:
         None: the global one, as for a run trained alone. Checkpoints store it in the global one's place."""
         self.build_optimizer()
         self.batches = BatchSource(trained, regularizers, device, config.seed, channels_last=config.channels_last)
-        self.evaluations = self.evaluation_sets(data, holdout, left_out)
+        self.preprocessing = data
+        """The data set whose crop and standardization make model inputs of images read from disk."""
+        self.evaluations = self.evaluation_sets(data, trained, holdout, left_out)
         self.examples = ExampleRecorder(len(data.y_train), device)
         self.order_generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict] = []
@@ -190,19 +203,35 @@ class Training:
         )
 
     def evaluation_sets(
-        self, data: ImageDataset, holdout: ImageDataset | None, left_out: np.ndarray
-    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """(inputs, labels) on the device of every split evaluated after each epoch."""
+        self, data: ImageDataset, trained: ImageDataset, holdout: ImageDataset | None, left_out: np.ndarray
+    ) -> dict[str, tuple[torch.Tensor | ImageFiles, torch.Tensor]]:
+        """(inputs, labels) of every split evaluated after each epoch: model inputs on the device, or
+        the images read from disk for each evaluation; labels on the device."""
         device = self.device
-        evaluations = {"train": (self.batches.inputs, self.batches.labels)}
+
+        def inputs(images):
+            return images if isinstance(images, ImageFiles) else to_model_input(images, data).to(device)
+
+        train_inputs = self.batches.inputs if self.batches.inputs is not None else trained.x_train
+        evaluations = {"train": (train_inputs, self.batches.labels)}
         for name, split in (("test", data), ("holdout", holdout)):
             if split is not None and len(split.y_test):
-                labels = torch.as_tensor(split.y_test, device=device)
-                evaluations[name] = (to_model_input(split.x_test, data).to(device), labels)
+                evaluations[name] = (inputs(split.x_test), torch.as_tensor(split.y_test, device=device))
         if len(left_out):
             labels = torch.as_tensor(data.y_train[left_out], device=device)
-            evaluations["left_out"] = (to_model_input(data.x_train[left_out], data).to(device), labels)
+            evaluations["left_out"] = (inputs(data.x_train[left_out]), labels)
         return evaluations
+
+    def evaluation_batches(self, inputs: torch.Tensor | ImageFiles) -> Iterator[torch.Tensor]:
+        """Model inputs of one evaluated split, by batches of :data:`EVAL_BATCH`, in order and layout."""
+        channels_last = self.config.channels_last
+        if not isinstance(inputs, ImageFiles):
+            for start in range(0, len(inputs), EVAL_BATCH):
+                yield layout(inputs[start : start + EVAL_BATCH], channels_last)
+            return
+        for images in read_batches(inputs, in_order(len(inputs), EVAL_BATCH), pin_memory=self.device.type == "cuda"):
+            images = as_float(images.to(self.device, non_blocking=True))
+            yield layout(to_model_input(images, self.preprocessing), channels_last)
 
     def save_checkpoint(self) -> None:
         states = checkpoint.random_states()
@@ -229,7 +258,7 @@ class Training:
         with computing_in(self.config.precision, self.device):
             return evaluate(
                 self.model,
-                layout(inputs, self.config.channels_last),
+                self.evaluation_batches(inputs),
                 labels,
                 None if offset is None else self.examples.observer(offset),
                 forward=self.forward,
@@ -266,7 +295,9 @@ class Training:
         self.model.train()
         order = torch.randperm(len(self.batches), generator=self.order_generator)
         order = order.to(self.device, non_blocking=True)  # staged from pageable memory: nothing waits
-        return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], list(order.split(self.config.batch_size))
+        batches = list(order.split(self.config.batch_size))
+        self.batches.start_epoch(batches)
+        return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], batches
 
     def step(self, index: torch.Tensor) -> torch.Tensor:
         """One SGD step on the training batch at positions ``index``; its loss (on the device)."""

@@ -4,14 +4,22 @@ Each takes float images in [0, 1], a probability ``p`` and a seeded
 ``numpy.random.Generator``; test labels are never changed. Each says which training
 examples it changed (``corrupted``) and, for label corruptions, which labels it drew
 anew (``redrawn``).
+
+Every one is defined per example, so that it corrupts a data set streamed from disk exactly as the
+same data set in memory: labels are drawn over the label vector (which every data set holds), images
+through a per-example transform (:func:`harness.data.transform_images`) whose draws come from
+(seed, split, example index) alone. Before corruption scheme 2 (``runs.corruption_scheme``),
+random_pixels and gaussian drew over whole splits at once; the other three draw as they always did.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from harness import hookimpl
-from harness.data import ImageDataset
+from harness.data import ImageDataset, channel_statistics, example_rng, transform_images
 
 
 def true_labels(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
@@ -38,7 +46,7 @@ def every_image(data: ImageDataset) -> np.ndarray:
 
 
 def _permute_pixels(images: np.ndarray, permutation: np.ndarray) -> np.ndarray:
-    """Permute pixel positions (all channels of a pixel move together)."""
+    """Permute pixel positions (all channels of a pixel move together); one permutation, or one per image."""
     n, h, w, c = images.shape
     flat = images.reshape(n, h * w, c)
     if permutation.ndim == 1:
@@ -46,46 +54,80 @@ def _permute_pixels(images: np.ndarray, permutation: np.ndarray) -> np.ndarray:
     return np.take_along_axis(flat, permutation[:, :, None], axis=1).reshape(images.shape)
 
 
+def _both_splits(data: ImageDataset, transform) -> ImageDataset:
+    """Train and test images through the per-example ``transform``; every training image changes."""
+    return data.replace(
+        x_train=transform_images(data.x_train, transform, "train"),
+        x_test=transform_images(data.x_test, transform, "test"),
+        corrupted=every_image(data),
+    )
+
+
+@dataclass(frozen=True)
+class PixelPermutation:
+    """The same permutation of pixel positions for every image."""
+
+    permutation: np.ndarray
+
+    def __call__(self, images, split, indices):
+        return _permute_pixels(images, self.permutation)
+
+
+@dataclass(frozen=True)
+class RandomPermutations:
+    """A permutation of pixel positions of each image's own, drawn from (``entropy``, split, index)."""
+
+    entropy: int
+
+    def __call__(self, images, split, indices):
+        _, h, w, _ = images.shape
+        drawn = [example_rng(self.entropy, split, index).permutation(h * w) for index in indices]
+        return _permute_pixels(images, np.stack(drawn) if drawn else np.empty((0, h * w), dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class GaussianInputs:
+    """Each image replaced by Gaussian noise of per-channel ``mean`` and ``std``, drawn from
+    (``entropy``, split, index)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    entropy: int
+
+    def __call__(self, images, split, indices):
+        out = np.empty(images.shape, dtype=np.float32)
+        for row, index in enumerate(indices):
+            noise = example_rng(self.entropy, split, index).standard_normal(images.shape[1:])
+            out[row] = noise * self.std + self.mean
+        return out
+
+
 def shuffled_pixels(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
     """One fixed permutation of pixel positions applied to every train and test image."""
     _, h, w, _ = data.x_train.shape
-    permutation = rng.permutation(h * w)
-    return data.replace(
-        x_train=_permute_pixels(data.x_train, permutation),
-        x_test=_permute_pixels(data.x_test, permutation),
-        corrupted=every_image(data),
-    )
-
-
-def _independent_permutations(count: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.random((count, size)).argsort(axis=1)
+    return _both_splits(data, PixelPermutation(rng.permutation(h * w)))
 
 
 def random_pixels(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
-    """An independent random permutation of pixel positions for each train and test image."""
-    _, h, w, _ = data.x_train.shape
-    return data.replace(
-        x_train=_permute_pixels(data.x_train, _independent_permutations(len(data.x_train), h * w, rng)),
-        x_test=_permute_pixels(data.x_test, _independent_permutations(len(data.x_test), h * w, rng)),
-        corrupted=every_image(data),
-    )
+    """An independent random permutation of pixel positions for each train and test image, drawn per
+    example (:func:`harness.data.example_rng`)."""
+    return _both_splits(data, RandomPermutations(int(rng.integers(2**63))))
 
 
 def gaussian(data: ImageDataset, p: float, rng: np.random.Generator) -> ImageDataset:
-    """Train and test images replaced by Gaussian noise with the training set's per-channel mean and std."""
-    mean = data.x_train.mean(axis=(0, 1, 2), dtype=np.float64)
-    std = data.x_train.std(axis=(0, 1, 2), dtype=np.float64)
-
-    def noise(shape):
-        return (rng.standard_normal(shape) * std + mean).astype(np.float32)
-
-    return data.replace(x_train=noise(data.x_train.shape), x_test=noise(data.x_test.shape), corrupted=every_image(data))
+    """Train and test images replaced by Gaussian noise with the training set's per-channel mean and std
+    (:func:`harness.data.channel_statistics`), drawn per example (:func:`harness.data.example_rng`)."""
+    mean, std = channel_statistics(data.x_train)
+    return _both_splits(data, GaussianInputs(mean, std, int(rng.integers(2**63))))
 
 
 @hookimpl
 def register_corruptions(register):
-    register("none", true_labels)
-    register("random_labels", random_labels)
-    register("shuffled_pixels", shuffled_pixels)
-    register("random_pixels", random_pixels)
-    register("gaussian", gaussian)
+    for name, corrupt in (
+        ("none", true_labels),
+        ("random_labels", random_labels),
+        ("shuffled_pixels", shuffled_pixels),
+        ("random_pixels", random_pixels),
+        ("gaussian", gaussian),
+    ):
+        register(name, corrupt, per_example=True)

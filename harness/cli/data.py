@@ -8,7 +8,9 @@ import numpy as np
 import typer
 
 from harness.cli.common import DataRootOption, command
-from harness.data import prepare_data
+from harness.data import first_examples, load_dataset, prepare_data
+from harness.errors import ConfigError
+from harness.plugins.folders import write_image_folder
 
 data_app = typer.Typer(help="Inspect and export (corrupted) data sets.", no_args_is_help=True)
 
@@ -55,7 +57,7 @@ def preview(
 
 @command(data_app, "export")
 def export(
-    out: Path = typer.Option(..., help="A file: the .npz archive to write."),
+    out: Path = typer.Option(..., help="A file: the .npz archive to write; with --format folder, a folder."),
     dataset: str = DatasetOption,
     corruption: str = CorruptionOption,
     corrupt_prob: float = ProbOption,
@@ -63,9 +65,24 @@ def export(
     train_size: int | None = typer.Option(None),
     test_size: int | None = typer.Option(None),
     data_root: Path | None = DataRootOption,
+    output_format: str = typer.Option(
+        "npz", "--format", help="npz: the arrays; folder: the images as loaded, as a PNG tree that folder:PATH reads."
+    ),
 ):
     """Write x_train, y_train, x_test, y_test after corruption, before crop and standardization
-    (float32 images in [0, 1], NHWC)."""
+    (npz: float32 images in [0, 1], NHWC); or the uncorrupted images as an ImageFolder tree of lossless
+    PNGs with a manifest of their order (folder), which --dataset folder:PATH then trains on."""
+    if output_format not in ("npz", "folder"):
+        raise ConfigError(f"--format must be npz or folder, got '{output_format}'")
+    if output_format == "folder":
+        if corruption != "none":
+            raise ConfigError("--format folder writes the images as loaded: corrupt them in the run (--corruption)")
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"{out} is not empty: --format folder writes a new tree")
+        data = first_examples(load_dataset(dataset, data_root), train_size, test_size)
+        count = write_image_folder(data, out)
+        typer.echo(f"wrote {out}: {count} PNG images; train on them with --dataset folder:{out}")
+        return
     data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
