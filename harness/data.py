@@ -79,13 +79,13 @@ def to_float(data: ImageDataset) -> ImageDataset:
     return data.replace(x_train=scaled(data.x_train), x_test=scaled(data.x_test))
 
 
-def in_memory_if_fits(data: ImageDataset) -> ImageDataset:
-    """``data`` with its images read into memory when they fit :func:`~harness.streaming.memory_budget`
-    as float32; else as it is (streamed from disk)."""
+def in_memory_if_fits(data: ImageDataset, budget: float) -> ImageDataset:
+    """``data`` with its images read into memory when they fit ``budget`` bytes as float32; else as it is
+    (streamed from disk)."""
     splits = [data.x_train, data.x_test]
     if not any(isinstance(images, ImageFiles) for images in splits):
         return data
-    if sum(images.nbytes for images in splits) > memory_budget():
+    if sum(images.nbytes for images in splits) > budget:
         return data
     return data.replace(**{f"x_{split}": read_all(images) for split, images in zip(("train", "test"), splits)})
 
@@ -196,8 +196,13 @@ def prepare_data(
     train_size: int | None = None,
     test_size: int | None = None,
     root: Path | None = None,
+    *,
+    streaming: bool = True,
 ) -> ImageDataset:
     """Load, take the first N examples, scale to [0, 1] and corrupt: what a run trains on.
+
+    Images read from files stay on disk (streamed) when they do not fit the memory budget
+    (:func:`~harness.streaming.memory_budget`) and ``streaming`` is true; else they are read into memory.
 
     The corruption is a function of (data set, sizes, corruption, p, seed) alone, so it is
     identical across epochs and re-runs and differs between seeds.
@@ -205,7 +210,8 @@ def prepare_data(
     if not 0.0 <= corrupt_prob <= 1.0:
         raise DataError(f"--corrupt-prob must be in [0, 1], got {corrupt_prob}")
     entry = get_registry().get("corruptions", corruption)
-    clean = to_float(in_memory_if_fits(first_examples(load_dataset(dataset, root), train_size, test_size)))
+    budget = memory_budget() if streaming else np.inf
+    clean = to_float(in_memory_if_fits(first_examples(load_dataset(dataset, root), train_size, test_size), budget))
     if isinstance(clean.x_train, ImageFiles) and not entry.info.get("per_example"):
         raise DataError(
             f"corruption {corruption} acts on whole image arrays, and {dataset} is read from disk (its images do not fit "
@@ -216,7 +222,7 @@ def prepare_data(
     return mark_corrupted(clean, corrupt(clean, corrupt_prob, corruption_rng(seed, corruption)), corruption)
 
 
-def prepare_data_of(config, root: Path | None = None) -> ImageDataset:
+def prepare_data_of(config, root: Path | None = None, *, streaming: bool = True) -> ImageDataset:
     """:func:`prepare_data` of what a configuration names: its ``dataset``, ``corruption``,
     ``corrupt_prob``, ``seed``, ``train_size`` and ``test_size`` (a run's, a kernel run's, ...)."""
     return prepare_data(
@@ -227,6 +233,7 @@ def prepare_data_of(config, root: Path | None = None) -> ImageDataset:
         config.train_size,
         config.test_size,
         root,
+        streaming=streaming,
     )
 
 

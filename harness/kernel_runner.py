@@ -128,7 +128,7 @@ def execute(
     if done is not None:
         return KernelOutcome(done, table_path(results_dir, "kernel_runs", run_id), skipped=True)
     started_at, start = datetime.now(UTC), time.perf_counter()
-    data = prepare_data_of(config, data_root)
+    data = prepare_data_of(config, data_root, streaming=False)  # a kernel machine holds its data
     row = {
         **asdict(config),
         "feature_options": json.dumps(config.feature_options, sort_keys=True),

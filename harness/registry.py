@@ -98,7 +98,7 @@ class Registry:
         try:
             return self._entries[kind][name]
         except KeyError:
-            raise UnknownNameError(kind, name, self.names(kind)) from None
+            raise UnknownNameError(kind, name, self.usages(kind)) from None
 
     def architecture(self, name: str) -> Entry:
         """The model entry of ``LIBRARY:ARCH[,OPTION=VALUE...]``, named canonically (options sorted)."""
@@ -121,9 +121,13 @@ class Registry:
         prefix, _, argument = name.partition(":")
         family = self.get("datasets", prefix.strip())
         if "argument" not in family.info:
-            raise UnknownNameError("datasets", name, self.names("datasets"))
+            raise UnknownNameError("datasets", name, self.usages("datasets"))
         loader = functools.partial(family.obj, argument=argument.strip())
         return Entry("datasets", name, loader, family.source, family.info)
+
+    def usages(self, kind: str) -> list[str]:
+        """The names of ``kind`` as a user writes them: a family as ``PREFIX:ARGUMENT`` (``folder:PATH...``)."""
+        return [f"{e.name}:{e.info['argument']}" if "argument" in e.info else e.name for e in self.entries(kind)]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._entries[kind])

@@ -1,4 +1,5 @@
-"""Built-in data sets: CIFAR-10, MNIST (torchvision) and scikit-learn's 8×8 digits.
+"""Built-in data sets: CIFAR-10, MNIST (torchvision), scikit-learn's 8×8 digits, and torchvision's
+array data sets by name (``torchvision:CIFAR100``).
 
 Every image data set also loads from the plain array layout
 ``<root>/<name>/{train,test}.npz`` holding ``x`` (N, H, W, C) uint8 and ``y`` (N,) int64.
@@ -73,6 +74,81 @@ def load_mnist(root: Path, download: bool) -> ImageDataset:
     return ImageDataset("mnist", *arrays, num_classes=10)
 
 
+TORCHVISION_SYNTAX = "NAME[,crop=N][,standardize=true]"
+
+
+def torchvision_dataset_class(name: str):
+    """The torchvision data set class ``name`` (CIFAR100, SVHN, FashionMNIST, ...)."""
+    import torchvision.datasets
+
+    found = getattr(torchvision.datasets, name, None)
+    if not (isinstance(found, type) and issubclass(found, torchvision.datasets.VisionDataset)):
+        known = sorted(
+            n for n, c in vars(torchvision.datasets).items() if isinstance(c, type) and issubclass(c, torchvision.datasets.VisionDataset)
+        )
+        raise DataError(f"torchvision has no data set '{name}'; it has: {', '.join(known)}")
+    return found
+
+
+def split_arguments(dataset_class, train: bool) -> dict:
+    """How ``dataset_class`` is asked for its train or test split: ``train=`` or ``split=``."""
+    import inspect
+
+    parameters = inspect.signature(dataset_class.__init__).parameters
+    if "train" in parameters:
+        return {"train": train}
+    if "split" in parameters:
+        return {"split": "train" if train else "test"}
+    raise DataError(f"torchvision's {dataset_class.__name__} has no train and test split that torchvision: can take")
+
+
+def image_array(dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(x (N, H, W, C) uint8, y (N,) int64) of a torchvision data set that holds its images as an array."""
+    labels = next((getattr(dataset, n) for n in ("targets", "labels") if getattr(dataset, n, None) is not None), None)
+    images = getattr(dataset, "data", None)
+    if images is None or labels is None:
+        raise DataError(
+            f"torchvision's {type(dataset).__name__} does not hold its images as one array; "
+            "put them in an ImageFolder tree and use folder:PATH"
+        )
+    x = np.asarray(images, dtype=np.uint8)
+    if x.ndim == 3:
+        x = x[..., None]
+    elif x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):  # (N, C, H, W), as SVHN and STL10
+        x = x.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(x), np.asarray(labels, dtype=np.int64)
+
+
+def load_torchvision_named(root: Path, download: bool, argument: str) -> ImageDataset:
+    """``torchvision:NAME[,crop=N][,standardize=true]``: torchvision's data set class NAME from ``root``
+    (downloaded first when ``download`` is true and there is a network), pixels /255, the test split as
+    test; ``crop`` and ``standardize`` as for CIFAR-10 (off by default)."""
+    from harness.options import parse_key_value
+
+    name, *pairs = [part.strip() for part in argument.split(",")]
+    options = {"crop": None, "standardize": False}
+    for pair in pairs:
+        key, value = parse_key_value(pair, expected=f"option KEY=VALUE in 'torchvision:{argument}'", error=DataError)
+        if key not in options:
+            raise DataError(f"unknown option '{key}' in 'torchvision:{argument}'; known: {', '.join(options)}")
+        options[key] = value
+    dataset_class = torchvision_dataset_class(name)
+    try:
+        splits = [dataset_class(root=str(root), download=download, **split_arguments(dataset_class, train)) for train in (True, False)]
+    except DataError:
+        raise
+    except Exception as error:  # torchvision raises RuntimeError when the files are absent, URLError offline
+        raise DataError(
+            f"torchvision:{name} is not under {root} and could not be downloaded ({type(error).__name__}); put there "
+            f"what torchvision.datasets.{name}(root=..., download=True) writes on a machine with a network, or point "
+            "--data-root / HARNESS_DATA_ROOT at a folder that holds it"
+        ) from None
+    (x_train, y_train), (x_test, y_test) = (image_array(split) for split in splits)
+    classes = getattr(splits[0], "classes", None)
+    num_classes = len(classes) if classes else int(max(y_train.max(), y_test.max())) + 1
+    return ImageDataset(f"torchvision:{argument}", x_train, y_train, x_test, y_test, num_classes=num_classes, **options)
+
+
 DIGITS_TRAIN = 1500
 
 
@@ -93,3 +169,4 @@ def register_datasets(register):
     register("cifar10", load_cifar10)
     register("mnist", load_mnist)
     register("digits", load_digits)
+    register("torchvision", load_torchvision_named, argument=TORCHVISION_SYNTAX)

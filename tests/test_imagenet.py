@@ -1,4 +1,4 @@
-"""ImageNet-scale torchvision models and the ImageFolder data set."""
+"""ImageNet-scale torchvision models and the ImageNet data set (an image folder tree)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from harness.data import DataError
-from harness.plugins import imagenet
+from harness.plugins import folders, imagenet
 
 
 def test_resnet18_forward():
@@ -39,13 +39,13 @@ def write_image_folder(split_folder, images_per_class):
             Image.fromarray(pixels).save(split_folder / class_name / f"{index}.png")
 
 
-def test_loads_image_folder_tree_resized_in_memory(tmp_path, monkeypatch):
+def test_loads_image_folder_tree_resized(tmp_path, monkeypatch):
     write_image_folder(tmp_path / "imagenet" / "train", images_per_class=3)
     write_image_folder(tmp_path / "imagenet" / "val", images_per_class=1)
-    monkeypatch.setenv(imagenet.IMAGE_SIZE_ENV, "16")
-    data = imagenet.load_imagenet(tmp_path, download=False)
-    assert data.name == "imagenet" and data.num_classes == 2
-    assert data.x_train.shape == (6, 16, 16, 3) and data.x_train.dtype == np.uint8
+    monkeypatch.setenv(folders.IMAGENET_SIZE_ENV, "16")
+    data = folders.load_imagenet(tmp_path, download=False)
+    assert data.name == "imagenet" and data.num_classes == 2 and data.standardize and data.crop is None
+    assert data.x_train.shape == (6, 16, 16, 3) and data.x_train.read().dtype == np.uint8
     assert data.x_test.shape == (2, 16, 16, 3)
     assert data.y_train.tolist() == [0, 0, 0, 1, 1, 1] and data.y_train.dtype == np.int64
     assert data.y_test.tolist() == [0, 1]
@@ -53,16 +53,16 @@ def test_loads_image_folder_tree_resized_in_memory(tmp_path, monkeypatch):
 
 
 def test_image_size_defaults_to_299_and_must_be_positive(monkeypatch):
-    monkeypatch.delenv(imagenet.IMAGE_SIZE_ENV, raising=False)
-    assert imagenet.imagenet_image_size() == 299
-    monkeypatch.setenv(imagenet.IMAGE_SIZE_ENV, "big")
-    with pytest.raises(DataError, match=imagenet.IMAGE_SIZE_ENV):
-        imagenet.imagenet_image_size()
+    monkeypatch.delenv(folders.IMAGENET_SIZE_ENV, raising=False)
+    assert folders.imagenet_image_size() == 299
+    monkeypatch.setenv(folders.IMAGENET_SIZE_ENV, "big")
+    with pytest.raises(DataError, match=folders.IMAGENET_SIZE_ENV):
+        folders.imagenet_image_size()
 
 
 def test_missing_folder_names_it_and_the_layout_even_with_download(tmp_path):
     with pytest.raises(DataError, match="ImageNet not found") as error:
-        imagenet.load_imagenet(tmp_path, download=True)
+        folders.load_imagenet(tmp_path, download=True)
     message = str(error.value)
     assert str(tmp_path / "imagenet") in message and "train/<class>/<image>" in message
     assert "\n" not in message
@@ -72,6 +72,6 @@ def test_train_and_val_classes_must_agree(tmp_path, monkeypatch):
     write_image_folder(tmp_path / "imagenet" / "train", images_per_class=1)
     write_image_folder(tmp_path / "imagenet" / "val", images_per_class=1)
     (tmp_path / "imagenet" / "val" / "dog").rename(tmp_path / "imagenet" / "val" / "bird")
-    monkeypatch.setenv(imagenet.IMAGE_SIZE_ENV, "8")
+    monkeypatch.setenv(folders.IMAGENET_SIZE_ENV, "8")
     with pytest.raises(DataError, match="same class folders"):
-        imagenet.load_imagenet(tmp_path, download=False)
+        folders.load_imagenet(tmp_path, download=False)

@@ -8,9 +8,10 @@ import numpy as np
 import typer
 
 from harness.cli.common import DataRootOption, command
-from harness.data import first_examples, load_dataset, prepare_data
+from harness.data import first_examples, load_dataset, prepare_data, read_all
 from harness.errors import ConfigError
 from harness.plugins.folders import write_image_folder
+from harness.streaming import PIXEL_SCALE
 
 data_app = typer.Typer(help="Inspect and export (corrupted) data sets.", no_args_is_help=True)
 
@@ -38,13 +39,15 @@ def preview(
 
     data = prepare_data(dataset, corruption, corrupt_prob, seed, None, None, data_root)
     count = min(count, len(data.y_train))
+    images = read_all(data.x_train[:count])
+    images = images * PIXEL_SCALE if images.dtype == np.uint8 else images  # files without a corruption
     columns = min(8, count)
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
     for i, axis in enumerate(axes.flat):
         axis.axis("off")
         if i < count:
-            image = np.clip(data.x_train[i], 0, 1)
+            image = np.clip(images[i], 0, 1)
             axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
             axis.set_title(f"label {data.y_train[i]}", fontsize=8)
     figure.suptitle(f"{dataset} / {corruption} (p={corrupt_prob}, seed={seed})")
@@ -83,7 +86,7 @@ def export(
         count = write_image_folder(data, out)
         typer.echo(f"wrote {out}: {count} PNG images; train on them with --dataset folder:{out}")
         return
-    data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root)
+    data = prepare_data(dataset, corruption, corrupt_prob, seed, train_size, test_size, data_root, streaming=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
     typer.echo(f"wrote {out}: {len(data.y_train)} train, {len(data.y_test)} test images")

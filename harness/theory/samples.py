@@ -29,10 +29,10 @@ def image_sample(name: str, n: int, root: Path | None = None) -> tuple[np.ndarra
 
     Raises ``harness.data.DataError`` when the data set cannot be loaded.
     """
-    from harness.data import DataError, load_dataset
+    from harness.data import DataError, load_dataset, read_all
 
     data = load_dataset(name, root=root)
     if not 0 < n <= len(data.y_train):
         raise DataError(f"--n {n} is out of range: {name} has {len(data.y_train)} training images")
-    pixels = data.x_train[:n].reshape(n, -1) / 255.0
+    pixels = read_all(data.x_train[:n]).reshape(n, -1) / 255.0
     return pixels, data.y_train[:n].astype(np.float64), data.num_classes
