@@ -217,3 +217,21 @@ def test_a_tree_that_fits_the_budget_is_read_into_memory(tmp_path, monkeypatch):
     monkeypatch.setenv(MEMORY_BUDGET_ENV, "0")
     files = prepare_data(f"folder:{tree},size=8", "random_pixels", root=tmp_path)
     assert np.array_equal(as_float(files.x_train.read()), data.x_train)
+
+
+def test_the_command_line_trains_on_a_folder_and_names_a_broken_one(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from harness.cli import create_app
+
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "0")
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    write_tree(tmp_path / "pets", per_class=4)
+    app, results = create_app(), str(tmp_path / "results")
+    common = ["run", "--plugin", "mlp_1x512", "--corruption", "random_labels", "--max-epochs", "2"]
+    done = CliRunner().invoke(app, [*common, "--dataset", "folder:pets,size=8", "--data-root", str(tmp_path), "--results-dir", results])
+    assert done.exit_code == 0, done.output
+    row = pq.read_table(next((tmp_path / "results" / "runs").glob("*.parquet"))).to_pylist()[0]
+    assert row["dataset"] == "folder:pets,size=8" and row["train_size"] == 8 and row["status"] == "completed"
+    broken = CliRunner().invoke(app, [*common, "--dataset", "folder:nowhere", "--data-root", str(tmp_path), "--results-dir", results])
+    assert broken.exit_code == 2 and "nowhere is not a folder" in broken.output
