@@ -77,17 +77,21 @@ def load_mnist(root: Path, download: bool) -> ImageDataset:
 TORCHVISION_SYNTAX = "NAME[,crop=N][,standardize=true]"
 
 
+def torchvision_dataset_names() -> list[str]:
+    """The class names of torchvision's data sets."""
+    import torchvision.datasets
+
+    classes = vars(torchvision.datasets).items()
+    return sorted(n for n, c in classes if isinstance(c, type) and issubclass(c, torchvision.datasets.VisionDataset))
+
+
 def torchvision_dataset_class(name: str):
     """The torchvision data set class ``name`` (CIFAR100, SVHN, FashionMNIST, ...)."""
     import torchvision.datasets
 
-    found = getattr(torchvision.datasets, name, None)
-    if not (isinstance(found, type) and issubclass(found, torchvision.datasets.VisionDataset)):
-        known = sorted(
-            n for n, c in vars(torchvision.datasets).items() if isinstance(c, type) and issubclass(c, torchvision.datasets.VisionDataset)
-        )
-        raise DataError(f"torchvision has no data set '{name}'; it has: {', '.join(known)}")
-    return found
+    if name not in torchvision_dataset_names():
+        raise DataError(f"torchvision has no data set '{name}'; it has: {', '.join(torchvision_dataset_names())}")
+    return getattr(torchvision.datasets, name)
 
 
 def split_arguments(dataset_class, train: bool) -> dict:
@@ -117,6 +121,16 @@ def image_array(dataset) -> tuple[np.ndarray, np.ndarray]:
     elif x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3):  # (N, C, H, W), as SVHN and STL10
         x = x.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(x), np.asarray(labels, dtype=np.int64)
+
+
+class TorchvisionDatasets:
+    """The ``torchvision:`` family: :func:`load_torchvision_named`, and the names it can take."""
+
+    def __call__(self, root: Path, download: bool, argument: str) -> ImageDataset:
+        return load_torchvision_named(root, download, argument)
+
+    def names(self) -> list[str]:
+        return torchvision_dataset_names()
 
 
 def load_torchvision_named(root: Path, download: bool, argument: str) -> ImageDataset:
@@ -169,4 +183,4 @@ def register_datasets(register):
     register("cifar10", load_cifar10)
     register("mnist", load_mnist)
     register("digits", load_digits)
-    register("torchvision", load_torchvision_named, argument=TORCHVISION_SYNTAX)
+    register("torchvision", TorchvisionDatasets(), argument=TORCHVISION_SYNTAX)

@@ -195,7 +195,10 @@ def test_plugins_lists_the_libraries_and_searches_them():
     found = json.loads(CliRunner().invoke(app, ["plugins", "--search", "resnet18", "--format", "json"]).stdout)
     rows = {row["name"]: row for row in found}
     assert rows["torchvision:resnet18"]["params"] == 11_181_642 and rows["timm:resnet18"]["params"] == 11_181_642
-    assert all("resnet18" in name for name in rows)
+    assert all("resnet18" in name and row["kind"] == "model" for name, row in rows.items())
+    datasets = json.loads(CliRunner().invoke(app, ["plugins", "--search", "mnist", "--format", "json"]).stdout)
+    names = {row["name"] for row in datasets if row["kind"] == "dataset"}
+    assert {"mnist", "torchvision:FashionMNIST", "torchvision:KMNIST"} <= names
 
 
 def test_pretrained_loads_the_cached_weights_that_fit_and_keeps_a_random_head(monkeypatch):

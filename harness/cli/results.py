@@ -49,7 +49,8 @@ def plugins_command(
     search: str | None = typer.Option(
         None,
         "--search",
-        help="List the model libraries' architectures whose name contains this text, with their parameter counts.",
+        help="List the model libraries' architectures whose name contains this text, with their parameter counts, "
+        "and the data sets whose name contains it (torchvision's by class name).",
     ),
     input_shape: str = typer.Option(
         "3x28x28", help="CxHxW input of the parameter counts of --search (CIFAR-10's crop)."
@@ -57,7 +58,8 @@ def plugins_command(
     num_classes: int = typer.Option(10, help="Classes of the parameter counts of --search."),
 ):
     """List every registered model, model library, dataset, corruption, regularizer, feature map,
-    sweep executor and logger; with --search, the model libraries' architectures matching a text.
+    sweep executor and logger; with --search, the model libraries' architectures and the data sets
+    matching a text.
 
     json: an object of lists by kind; csv: one line per plugin (kind, name, source, info as JSON)."""
     if search is not None:
@@ -117,29 +119,40 @@ def search_architectures(
     rows = []
     for entry in get_registry().entries("model_libraries"):
         if entry.obj.available():
-            rows += search(entry.obj, term, input_shape, num_classes)
+            rows += [{"kind": "model", **row} for row in search(entry.obj, term, input_shape, num_classes)]
         else:
             warn(
                 f"model library {entry.name} is not installed (pip install 'harness[{entry.obj.extra}]'); not searched"
             )
+    rows += [{"kind": "dataset", "name": name, "params": None, "error": None} for name in search_datasets(term)]
     shape = "x".join(map(str, input_shape))
 
     def show_table():
         table = Table(
-            "model",
+            "name",
             "parameters",
             "note",
-            title=f"{len(rows)} models matching '{term}' on {shape} input, {num_classes} classes",
+            title=f"{len(rows)} models and data sets matching '{term}' (parameters on {shape} input, {num_classes} classes)",
         )
         for row in rows:
             table.add_row(
                 row["name"],
                 f"{row['params']:,}" if row["params"] is not None else "-",
-                f"cannot take {shape} input: {row['error'][:120]}" if row["error"] else "",
+                "data set" if row["kind"] == "dataset" else f"cannot take {shape} input: {row['error'][:120]}" if row["error"] else "",
             )
         wide_console().print(table)
 
-    emit(output_format, rows, show_table, columns=("name", "params", "error"))
+    emit(output_format, rows, show_table, columns=("kind", "name", "params", "error"))
+
+
+def search_datasets(term: str) -> list[str]:
+    """The data sets whose name contains ``term``: registered names, and the names a family can take
+    (``torchvision:CIFAR100``) when it can list them."""
+    found = []
+    for entry in get_registry().entries("datasets"):
+        names = [f"{entry.name}:{name}" for name in entry.obj.names()] if hasattr(entry.obj, "names") else [entry.name]
+        found += [name for name in names if term.lower() in name.lower()]
+    return found
 
 
 def results_command(
