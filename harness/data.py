@@ -16,6 +16,12 @@ from harness.registry import get_registry
 
 DATA_ROOT_ENV = "HARNESS_DATA_ROOT"
 
+CORRUPTION_SCHEME = 2
+"""Version of how the built-in corruptions draw, stored in every ``runs`` row: 1 = random_pixels and
+gaussian drawn over a whole split at once; 2 = drawn per example from (seed, split, example index),
+identical for in-memory and streamed data sets. random_labels and shuffled_pixels draw the same
+under both."""
+
 
 class DataError(HarnessError):
     """A data set cannot be found or loaded."""
