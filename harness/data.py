@@ -22,6 +22,12 @@ STATISTICS_SAMPLE = 10_000
 """At most this many training images (evenly spaced) give a data set's per-channel statistics."""
 STATISTICS_CHUNK = 256
 
+CORRUPTION_SCHEME = 2
+"""Version of how the built-in corruptions draw, stored in every ``runs`` row: 1 = random_pixels and
+gaussian drawn over a whole split at once; 2 = drawn per example from (seed, split, example index),
+identical for in-memory and streamed data sets. random_labels and shuffled_pixels draw the same
+under both."""
+
 
 @dataclass(frozen=True)
 class ImageDataset:

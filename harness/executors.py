@@ -23,6 +23,7 @@ from typing import Protocol
 from harness.checkpoint import sigterm_as_interrupt
 from harness.claims import claimed, configured_timeout
 from harness.config import RunConfig
+from harness.data import CORRUPTION_SCHEME
 from harness.errors import ConfigError
 from harness.options import parse_key_value
 from harness.packing import execute_pack
@@ -175,7 +176,7 @@ def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result
     driver's task, say); the failed Result."""
     existing = read_row(results_dir, "runs", config.run_id)
     if existing is None or existing["status"] not in ("failed", "completed"):
-        row = {**config.to_row(), "status": "failed", "error": message}
+        row = {**config.to_row(), "corruption_scheme": CORRUPTION_SCHEME, "status": "failed", "error": message}
         write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
     return Result(config, "failed", error=message)
 

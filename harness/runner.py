@@ -13,7 +13,7 @@ import torch
 
 from harness import __version__, checkpoint
 from harness.config import PRECISIONS, RunConfig
-from harness.data import prepare_data_of
+from harness.data import CORRUPTION_SCHEME, prepare_data_of
 from harness.errors import ConfigError
 from harness.loggers import RunLoggers, check_loggers
 from harness.registry import get_registry
@@ -138,6 +138,7 @@ def start_run(
     model_entry = get_registry().get("models", config.model)
     row = {
         **config.to_row(),
+        "corruption_scheme": CORRUPTION_SCHEME,
         "train_size": len(data.y_train),
         "test_size": len(data.y_test),
         "param_count": training.param_count,
@@ -220,16 +221,21 @@ def execute(
 
 
 def summarize(history: list[dict], steps: int) -> dict:
-    """Final metrics, first fit and best test accuracy of a run's epochs."""
+    """Final metrics, first fit and best test accuracy (top-1 and top-5) of a run's epochs."""
     last = history[-1] if history else {}
     fitted = next((h for h in history if h["train_acc"] == 1.0), None)
+
+    def best(key: str) -> float | None:  # epochs restored from a checkpoint of before top-5 lack it
+        return max((h[key] for h in history if h.get(key) is not None), default=None)
+
     return {
         "epochs": len(history),
         "steps": steps,
-        **{k: last.get(k) for k in ("train_acc", "test_acc", "train_loss", "test_loss")},
+        **{k: last.get(k) for k in ("train_acc", "test_acc", "train_top5", "test_top5", "train_loss", "test_loss")},
         "fit_epoch": fitted["epoch"] if fitted else None,
         "fit_step": fitted["step"] if fitted else None,
-        "best_test_acc": max((h["test_acc"] for h in history if h["test_acc"] is not None), default=None),
+        "best_test_acc": best("test_acc"),
+        "best_test_top5": best("test_top5"),
     }
 
 

@@ -28,6 +28,13 @@ def schema(*fields: pa.Field | tuple[str, pa.DataType, str]) -> pa.Schema:
     return pa.schema([f if isinstance(f, pa.Field) else column(*f) for f in fields])
 
 
+# Parts of the column descriptions: what the training accuracies are measured on, and top-5.
+TRAIN_SET = (
+    "the whole (corrupted) training set trained on (less any early-stopping holdout or left-out subset), "
+    "in eval mode, without augmentation"
+)
+TOP5 = "the label among the 5 largest logits; 1.0 with fewer than 5 classes"
+
 RUNS_SCHEMA = schema(
     column("run_id", pa.string(), "16-hex-digit hash of the canonical run configuration (same config, same id)"),
     column("status", pa.string(), "completed, interrupted (Ctrl-C or SIGTERM) or failed"),
@@ -36,6 +43,13 @@ RUNS_SCHEMA = schema(
     column("dataset", pa.string(), "dataset plugin name"),
     column("corruption", pa.string(), "corruption plugin name (none = true labels)"),
     column("corrupt_prob", pa.float64(), "corruption probability p (used by random_labels)"),
+    column(
+        "corruption_scheme",
+        pa.int64(),
+        "version of how the built-in corruptions draw: 1 = random_pixels and gaussian drawn over a whole split "
+        "at once; 2 = drawn per example from (seed, split, example index), identical for in-memory and streamed "
+        "data sets; random_labels and shuffled_pixels draw the same under both",
+    ),
     column("regularizers", pa.list_(pa.string()), "regularizer specs NAME[=VALUE], in the order given"),
     column("seed", pa.int64(), "seed of the corruption, model initialisation and batch order"),
     column("train_size", pa.int64(), "training examples used (before any early-stopping holdout)"),
@@ -52,13 +66,16 @@ RUNS_SCHEMA = schema(
     column("lr_decay", pa.float64(), "learning-rate factor applied after every epoch"),
     column("momentum", pa.float64(), "SGD momentum"),
     column("param_count", pa.int64(), "number of trainable parameters"),
-    column("train_acc", pa.float64(), "final accuracy on the (corrupted) training set, fraction in [0, 1]"),
+    column("train_acc", pa.float64(), f"final accuracy on {TRAIN_SET}, fraction in [0, 1]"),
     column("test_acc", pa.float64(), "final test accuracy, fraction in [0, 1]"),
+    column("train_top5", pa.float64(), f"final top-5 accuracy on {TRAIN_SET} ({TOP5})"),
+    column("test_top5", pa.float64(), f"final test top-5 accuracy ({TOP5})"),
     column("train_loss", pa.float64(), "final mean cross-entropy on the training set"),
     column("test_loss", pa.float64(), "final mean cross-entropy on the test set"),
     column("fit_epoch", pa.int64(), "first epoch with 100 % training accuracy, null if never"),
     column("fit_step", pa.int64(), "SGD steps done by the end of fit_epoch, null if never"),
     column("best_test_acc", pa.float64(), "best test accuracy over all epochs"),
+    column("best_test_top5", pa.float64(), "best test top-5 accuracy over all epochs"),
     column("stopped_early", pa.bool_(), "true when a regularizer (early_stopping) ended training"),
     column(
         "wall_seconds",
@@ -94,12 +111,15 @@ EPOCHS_SCHEMA = schema(
     column("epoch", pa.int64(), "epoch number, from 1"),
     column("step", pa.int64(), "SGD steps done by the end of this epoch"),
     column("lr", pa.float64(), "learning rate used during this epoch"),
-    column("train_loss", pa.float64(), "mean cross-entropy on the whole training set, eval mode"),
-    column("train_acc", pa.float64(), "accuracy on the whole training set, eval mode"),
+    column("train_loss", pa.float64(), f"mean cross-entropy on {TRAIN_SET}"),
+    column("train_acc", pa.float64(), f"accuracy on {TRAIN_SET}"),
+    column("train_top5", pa.float64(), f"top-5 accuracy on {TRAIN_SET} ({TOP5})"),
     column("test_loss", pa.float64(), "mean cross-entropy on the test set"),
     column("test_acc", pa.float64(), "test accuracy"),
+    column("test_top5", pa.float64(), "test top-5 accuracy"),
     column("holdout_loss", pa.float64(), "cross-entropy on the early-stopping holdout, null without one"),
     column("holdout_acc", pa.float64(), "accuracy on the early-stopping holdout, null without one"),
+    column("holdout_top5", pa.float64(), "top-5 accuracy on the early-stopping holdout, null without one"),
     column(
         "wall_seconds",
         pa.float64(),
@@ -211,8 +231,20 @@ SCHEMA_HISTORY: dict[str, tuple[SchemaChange, ...]] = {
             added={"model_library": None, "model_library_version": None},
             why="models from torchvision and timm by name; a run before them used a model plugin (null)",
         ),
+        SchemaChange(
+            version=7,
+            added={"corruption_scheme": 1, "train_top5": None, "test_top5": None, "best_test_top5": None},
+            why="per-example draws of random_pixels and gaussian (corruption scheme 2), and top-5 accuracy; a run "
+            "before them drew those corruptions over a whole split at once (scheme 1) and measured no top-5 (null)",
+        ),
     ),
-    "epochs": (),
+    "epochs": (
+        SchemaChange(
+            version=2,
+            added={"train_top5": None, "test_top5": None, "holdout_top5": None},
+            why="top-5 accuracy; not measured before (null)",
+        ),
+    ),
     "examples": (),
     "memorization": (
         SchemaChange(

@@ -69,29 +69,37 @@ def evaluate(
     record=None,
     *,
     forward: Callable | None = None,
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy, in eval mode, over ``batches`` of inputs that hold the examples
-    of ``labels`` in order; ``record(start, logits, labels, losses, correct)`` receives every batch
-    (per-example records). ``forward`` is how the model is called (compiled, say); the model itself
-    by default."""
+) -> tuple[float, float, float]:
+    """Mean cross-entropy, accuracy and top-5 accuracy, in eval mode, over ``batches`` of inputs that
+    hold the examples of ``labels`` in order.
+
+    An example counts for top-5 when its label is among the 5 largest logits (torch.topk breaks ties
+    at the fifth place; a top-1 hit always counts); with fewer than 5 classes every class is among
+    them, and top-5 accuracy is 1.0. ``record(start, logits, labels, losses, correct)`` receives
+    every batch (per-example records, top-1). ``forward`` is how the model is called (compiled, say);
+    the model itself by default.
+    """
     model.eval()
     forward = forward or model
     loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
     correct = torch.zeros((), device=labels.device, dtype=torch.int64)
+    correct_top5 = torch.zeros((), device=labels.device, dtype=torch.int64)
     start = 0
     for inputs in batches:
         logits = forward(inputs).float()
         target = labels[start : start + len(inputs)]
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
+        top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices == target[:, None]
         loss_sum += losses.sum().double()
         correct += hits.sum()
+        correct_top5 += (hits | top5.any(1)).sum()
         if record is not None:
             record(start, logits, target, losses, hits)
         start += len(inputs)
     if start != len(labels):
         raise RuntimeError(f"evaluated {start} inputs for {len(labels)} labels")
-    return loss_sum.item() / len(labels), correct.item() / len(labels)
+    return loss_sum.item() / len(labels), correct.item() / len(labels), correct_top5.item() / len(labels)
 
 
 class Training:
@@ -249,10 +257,11 @@ class Training:
         self.finished = len(self.history) >= self.config.max_epochs
         return len(self.history)
 
-    def evaluate(self, split: str) -> tuple[float | None, float | None]:
-        """Loss and accuracy on ``split`` (None, None without it), updating its examples' records."""
+    def evaluate(self, split: str) -> tuple[float | None, float | None, float | None]:
+        """Loss, accuracy and top-5 accuracy on ``split`` (:func:`evaluate`; three None without it),
+        updating its examples' records."""
         if split not in self.evaluations:
-            return None, None
+            return None, None, None
         offset = self.example_offsets.get(split)
         inputs, labels = self.evaluations[split]
         with computing_in(self.config.precision, self.device):
@@ -321,7 +330,7 @@ class Training:
             group["lr"] *= self.config.lr_decay
         row = dict(run_id=self.config.run_id, epoch=epoch, step=self.steps, lr=lr)
         for name in ("train", "test", "holdout"):
-            row[f"{name}_loss"], row[f"{name}_acc"] = self.evaluate(name)
+            row[f"{name}_loss"], row[f"{name}_acc"], row[f"{name}_top5"] = self.evaluate(name)
         self.evaluate("left_out")
         self.examples.end_epoch(epoch)
         row["wall_seconds"] = self.wall_seconds

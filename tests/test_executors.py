@@ -306,8 +306,9 @@ def test_a_bad_submitit_option_value_is_a_clear_error(tmp_path):
 
 
 def test_a_failure_recorded_for_a_pack_keeps_a_completed_run(tmp_path):
+    from harness.data import CORRUPTION_SCHEME
     from harness.executors import record_failures
-    from harness.results import write_table
+    from harness.results import read_row, write_table
     from harness.schema import RUNS_SCHEMA
 
     done, lost = tiny_configs([0, 1])
@@ -315,3 +316,4 @@ def test_a_failure_recorded_for_a_pack_keeps_a_completed_run(tmp_path):
     results = record_failures(tmp_path, Pack((done, lost)), "job 7 died")
     assert [r.status for r in results] == ["failed", "failed"]
     assert stored_statuses(tmp_path) == {done.run_id: "completed", lost.run_id: "failed"}
+    assert read_row(tmp_path, "runs", lost.run_id)["corruption_scheme"] == CORRUPTION_SCHEME

@@ -39,12 +39,12 @@ def epoch_rows(results_dir, run_id: str) -> list[dict]:
 
 
 def assert_same_training(packed: list[dict], alone: list[dict], examples: int, tolerance: float = 1e-4) -> None:
-    """Losses within ``tolerance`` relative, accuracies within one example, epoch by epoch."""
+    """Losses within ``tolerance`` relative, accuracies (top-1 and top-5) within one example, epoch by epoch."""
     assert [row["epoch"] for row in packed] == [row["epoch"] for row in alone]
     for p, a in zip(packed, alone):
         for name in ("train_loss", "test_loss"):
             assert math.isclose(p[name], a[name], rel_tol=tolerance), (name, p, a)
-        for name, n in (("train_acc", examples), ("test_acc", 100)):
+        for name, n in (("train_acc", examples), ("test_acc", 100), ("train_top5", examples), ("test_top5", 100)):
             assert abs(p[name] - a[name]) * n <= 1 + 1e-9, (name, p, a)
 
 
@@ -56,6 +56,7 @@ def check_pack_against_alone(tmp_path, runs: list[RunConfig], tolerance: float) 
         assert outcome.row["run_id"] == alone.row["run_id"] == config.run_id
         assert alone.row["pack_size"] == 1 and outcome.row["status"] == "completed"
         assert outcome.row["epochs"] == alone.row["epochs"] == 3
+        assert 0 <= outcome.row["test_top5"] <= outcome.row["best_test_top5"] <= 1
         assert_same_training(
             epoch_rows(tmp_path / "packed", config.run_id),
             epoch_rows(tmp_path / "alone", config.run_id),

@@ -114,11 +114,15 @@ MEASURED_COLUMNS = {
     "fit_epoch",
     "fit_step",
     "best_test_acc",
+    "train_top5",
+    "test_top5",
+    "best_test_top5",
     "stopped_early",
     "wall_seconds",
     "started_at",
     "harness_version",
     "torch_version",
+    "corruption_scheme",
     "resumed_from_epoch",
 }
 

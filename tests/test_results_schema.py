@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from harness.cli import create_app
 from harness.results import OlderSchemaWarning, read_row, read_table, stored_schema_version, write_table
-from harness.schema import RUNS_SCHEMA, SCHEMA_HISTORY, fp32_unless_on_cuda, schema_version
+from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA, SCHEMA_HISTORY, fp32_unless_on_cuda, schema_version
 from harness.tables import all_tables
 from harness.upgrade import Outcome, upgrade_results
 
@@ -62,7 +62,8 @@ def test_every_table_has_a_history_of_its_columns():
         assert [change.version for change in changes] == list(range(2, schema_version(table) + 1))
         added = [name for change in changes for name in change.added]
         assert len(added) == len(set(added)) and set(added) <= set(tables[table][1].names), table
-    assert schema_version("runs") == 6 and len(columns_of_version("runs", 1)) == 32
+    assert schema_version("runs") == 7 and len(columns_of_version("runs", 1)) == 32
+    assert schema_version("epochs") == 2 and len(columns_of_version("epochs", 1)) == 11
 
 
 def test_written_files_record_their_schema_version(tmp_path):
@@ -109,6 +110,10 @@ def test_a_folder_of_every_runs_version_reads_everywhere_and_upgrades_to_one_sch
         "compile": False,
         "model_library": None,
         "model_library_version": None,
+        "corruption_scheme": 1,
+        "train_top5": None,
+        "test_top5": None,
+        "best_test_top5": None,
     }
     branch = runs.filter(pl.col("run_id") == "branch").row(0, named=True)
     assert (branch["resumed_from_epoch"], branch["subset_fraction"], branch["pack_size"]) == (0, 0.5, 1)
@@ -116,6 +121,18 @@ def test_a_folder_of_every_runs_version_reads_everywhere_and_upgrades_to_one_sch
     written = {path: path.read_bytes() for path in (tmp_path / "runs").iterdir()}
     assert {file.outcome for file in upgrade_results(tmp_path)} == {Outcome.CURRENT}
     assert {path: path.read_bytes() for path in (tmp_path / "runs").iterdir()} == written
+
+
+def test_epochs_of_before_top5_upgrade_with_null_top5_and_every_other_value_kept(tmp_path):
+    write_older_file(tmp_path, "epochs", 1, "old")
+    before = pq.read_table(tmp_path / "epochs" / "old.parquet").to_pylist()[0]
+    assert "test_top5" not in before
+
+    assert [file.outcome for file in upgrade_results(tmp_path)] == [Outcome.UPGRADED]
+    upgraded = pq.read_table(tmp_path / "epochs" / "old.parquet")
+    assert upgraded.column_names == EPOCHS_SCHEMA.names
+    assert upgraded.to_pylist()[0] == before | {"train_top5": None, "test_top5": None, "holdout_top5": None}
+    assert stored_schema_version(upgraded.schema) == 2
 
 
 def test_older_files_load_with_one_warning_per_folder(tmp_path):
@@ -152,7 +169,7 @@ def test_files_that_cannot_be_upgraded_are_left_untouched_with_the_reason(tmp_pa
     said = " ".join(result.output.split())
     assert "foreign.parquet untouched: columns ['colour'] are not in the runs table" in said
     assert "partial.parquet untouched: lacks columns ['status', " in said
-    assert "newer.parquet untouched: schema version 99 is newer than this harness's (6)" in said
+    assert "newer.parquet untouched: schema version 99 is newer than this harness's (7)" in said
     assert "truncated.parquet untouched: not a valid Parquet table" in said
     assert {path: path.read_bytes() for path in folder.iterdir()} == untouched
     assert pq.read_table(tmp_path / "kernel_runs" / "old.parquet").column("feature_options").to_pylist() == [None]

@@ -1,11 +1,13 @@
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from harness.config import RunConfig
+from harness.data import CORRUPTION_SCHEME
 from harness.runner import execute, resolve_config
 from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
-from harness.training import RunProgress
+from harness.training import RunProgress, evaluate
 
 SMALL = dict(model="mlp_1x512", dataset="digits", train_size=200, test_size=100, batch_size=32, seed=0)
 
@@ -91,3 +93,36 @@ def test_lr_decays_every_epoch_and_model_default_lr(tmp_path):
     lrs = pq.read_table(tmp_path / "epochs" / f"{outcome.row['run_id']}.parquet").column("lr").to_pylist()
     assert outcome.row["lr"] == 0.01
     assert lrs == pytest.approx([0.01, 0.0095, 0.009025])
+
+
+def scores_of(logits: list[list[float]], labels: list[int]) -> tuple[float, float, float]:
+    """:func:`evaluate` of a model whose logits are given."""
+    return evaluate(torch.nn.Identity(), [torch.tensor(logits)], torch.tensor(labels))
+
+
+def test_top5_counts_a_label_among_the_five_largest_logits():
+    logits = [[6.0, 5, 4, 3, 2, 1, 0]] * 4  # no ties: class c is the (c + 1)-th largest
+    loss, top1, top5 = scores_of(logits, [0, 4, 5, 6])  # first, fifth (in), sixth and seventh (out)
+    assert (top1, top5) == (0.25, 0.5)
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor([0, 4, 5, 6])))
+
+
+def test_with_fewer_than_five_classes_every_example_is_in_the_top5():
+    _, top1, top5 = scores_of([[3.0, 2, 1], [1.0, 2, 3], [0.0, 0.5, -1]], [2, 0, 2])
+    assert (top1, top5) == (0.0, 1.0)
+
+
+def test_top5_is_recorded_per_epoch_and_summarized_per_run(tmp_path):
+    row = run(tmp_path, max_epochs=2, regularizers=("early_stopping",)).row
+    epochs = pq.read_table(tmp_path / "epochs" / f"{row['run_id']}.parquet").to_pylist()
+    for epoch in epochs:
+        for split in ("train", "test", "holdout"):
+            assert 0 <= epoch[f"{split}_acc"] <= epoch[f"{split}_top5"] <= 1, (split, epoch)
+    assert any(epoch["test_top5"] > epoch["test_acc"] for epoch in epochs)  # measured, not copied
+    assert (row["train_top5"], row["test_top5"]) == (epochs[-1]["train_top5"], epochs[-1]["test_top5"])
+    assert row["best_test_top5"] == max(epoch["test_top5"] for epoch in epochs)
+    assert row["corruption_scheme"] == CORRUPTION_SCHEME == 2
+
+    alone = run(tmp_path, max_epochs=1).row  # no holdout: null, like its accuracy
+    (epoch,) = pq.read_table(tmp_path / "epochs" / f"{alone['run_id']}.parquet").to_pylist()
+    assert epoch["holdout_acc"] is epoch["holdout_top5"] is None and epoch["train_top5"] is not None
