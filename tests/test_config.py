@@ -25,3 +25,29 @@ def test_the_row_holds_every_column_named_like_a_field():
     row = resolve_config(RunConfig(**NOISE, regularizers=("dropout=0.5",))).to_row()
     assert set(row) == {"run_id", *CONFIG_COLUMNS} and set(row) <= set(RUNS_SCHEMA.names)
     assert row["max_epochs"] == 3 and row["regularizers"] == ["dropout=0.5"] and "train_size" not in row
+
+
+def test_runs_whose_corruption_draws_changed_get_new_ids_and_the_shipped_ones_say_so():
+    from pathlib import Path
+
+    from harness.results import read_table
+
+    shipped = read_table(Path(__file__).parent.parent / "reproduction" / "cpu-2core", "runs")
+    fields = ("model", "corruption", "dataset", "corrupt_prob", "seed", "batch_size", "lr", "lr_decay", "momentum")
+    compared = set()
+    for row in shipped.to_pylist():
+        if row["corruption"] == "none":
+            continue
+        config = RunConfig(
+            **{name: row[name] for name in fields},
+            train_size=row["train_size"],
+            test_size=row["test_size"],
+            max_epochs=row["max_epochs"],
+            regularizers=tuple(row["regularizers"]),
+        )
+        assert row["corruption_scheme"] == 1
+        if row["subset_fraction"] is None and row["precision"] in (None, "fp32"):
+            changed = row["corruption"] in ("random_pixels", "gaussian")
+            assert (config.run_id != row["run_id"]) == changed, row["run_id"]
+            compared.add(row["corruption"])
+    assert compared == {"random_pixels", "gaussian", "shuffled_pixels", "random_labels"}
