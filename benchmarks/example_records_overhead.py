@@ -34,17 +34,22 @@ from harness.schema import EXAMPLES_SCHEMA
 
 
 @torch.no_grad()
-def evaluate_without_records(model, inputs, labels, record=None):
-    """The evaluation before per-example records: summed loss and accuracy only."""
+def evaluate_without_records(model, batches, labels, record=None, *, forward=None):
+    """The evaluation without per-example bookkeeping: summed loss, top-1 and top-5 only."""
     model.eval()
-    loss_sum = torch.zeros((), device=inputs.device, dtype=torch.float64)
-    correct = torch.zeros((), device=inputs.device, dtype=torch.int64)
-    for start in range(0, len(labels), loop.EVAL_BATCH):
-        logits = model(inputs[start : start + loop.EVAL_BATCH])
-        target = labels[start : start + loop.EVAL_BATCH]
+    forward = forward or model
+    loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
+    correct = torch.zeros((), device=labels.device, dtype=torch.int64)
+    correct_top5 = torch.zeros((), device=labels.device, dtype=torch.int64)
+    start = 0
+    for inputs in batches:
+        logits = forward(inputs).float()
+        target = labels[start : start + len(inputs)]
         loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
         correct += (logits.argmax(1) == target).sum()
-    return loss_sum.item() / len(labels), correct.item() / len(labels)
+        correct_top5 += (logits.topk(min(5, logits.shape[1]), dim=1).indices == target[:, None]).any(1).sum()
+        start += len(inputs)
+    return loss_sum.item() / len(labels), correct.item() / len(labels), correct_top5.item() / len(labels)
 
 
 def timed_run(config: RunConfig, records: bool) -> tuple[float, float]:
@@ -80,11 +85,11 @@ def record_costs(config: RunConfig, repeats: int) -> tuple[float, float, float]:
     inputs, labels = training.evaluations["train"]
 
     def with_records():
-        loop.evaluate(training.model, inputs, labels, training.examples.observer(0))
+        loop.evaluate(training.model, training.evaluation_batches(inputs), labels, training.examples.observer(0))
         training.examples.end_epoch(training.examples.epochs + 1)
 
     def without_records():
-        evaluate_without_records(training.model, inputs, labels)
+        evaluate_without_records(training.model, training.evaluation_batches(inputs), labels)
 
     with_records()  # warm-up
     pairs = [(fastest(with_records, 3), fastest(without_records, 3)) for _ in range(repeats)]
@@ -110,9 +115,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # lr 0 keeps every epoch's work identical (no early stop at 100 % training accuracy).
     config = RunConfig(
-        args.plugin,
-        "random_labels",
-        args.dataset,
+        model=args.plugin,
+        corruption="random_labels",
+        dataset=args.dataset,
         corrupt_prob=0.2,
         train_size=args.train_size,
         test_size=args.test_size,
