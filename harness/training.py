@@ -231,13 +231,15 @@ class Training:
         return evaluations
 
     def evaluation_batches(self, inputs: torch.Tensor | ImageFiles) -> Iterator[torch.Tensor]:
-        """Model inputs of one evaluated split, by batches of :data:`EVAL_BATCH`, in order and layout."""
+        """Model inputs of one evaluated split, in order and layout: by batches of :data:`EVAL_BATCH`, or of
+        the training batch size when read from disk."""
         channels_last = self.config.channels_last
         if not isinstance(inputs, ImageFiles):
             for start in range(0, len(inputs), EVAL_BATCH):
                 yield layout(inputs[start : start + EVAL_BATCH], channels_last)
             return
-        for images in read_batches(inputs, in_order(len(inputs), EVAL_BATCH), pin_memory=self.device.type == "cuda"):
+        batches = in_order(len(inputs), self.config.batch_size)  # read ahead by every worker: small batches
+        for images in read_batches(inputs, batches, pin_memory=self.device.type == "cuda"):
             images = as_float(images.to(self.device, non_blocking=True))
             yield layout(to_model_input(images, self.preprocessing), channels_last)
 
