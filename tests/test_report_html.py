@@ -14,7 +14,7 @@ from harness.results import write_table
 from harness.schema import EPOCHS_SCHEMA, RUNS_SCHEMA
 from harness.theory import store as theory
 
-SECTION_IDS = ("table1", "fig1", "fig2", "table3", "theory", "runs")
+SECTION_IDS = ("table1", "table2", "fig1", "fig2", "table3", "theory", "runs")
 FIGURE_IDS = ("fig1a", "fig1b", "fig1c", "fig2b", "min-norm-curves")
 
 
@@ -94,6 +94,7 @@ def results(tmp_path_factory):
     add_run(folder, "nobn", "inception_nobn", epochs=4)
     add_run(folder, "broken", "alexnet", status="failed")
     add_run(folder, "digits-run", "mlp_1x512", dataset="digits")
+    add_run(folder, "v3-wd", "inception_v3", dataset="imagenet", regularizers=("weight_decay=4e-5",))
     kernel = {
         **blank(KERNEL_RUNS_SCHEMA),
         "run_id": "kernel-mnist",
@@ -198,6 +199,18 @@ def test_table1_cells_stand_beside_the_paper_with_their_runs(page):
     assert "sweeps/table1.toml" in table and "sweeps/table1-cpu.toml" in table and "alexnet true labels" in table
 
 
+def test_table2_cells_stand_beside_the_paper_with_their_runs(page):
+    text, missing = page
+    rows = re.findall(r"<tr>.*?</tr>", section_of(text, "table2"))
+    assert len(rows) == 1 + 7  # the header, the paper's rows
+    wd = rows[3]  # true labels, weight decay only
+    assert ">67.18 (72.57)<" in wd and ">86.44 (90.48)<" in wd  # the paper's, best test in parentheses
+    assert ">50.00<" in wd and ">10.00 (30.00)<" in wd  # ours: train, then test with its best
+    assert 'href="#run-v3-wd"' in wd and "train 256, test 500" in wd
+    assert "no run" in rows[4] and "59.80 (63.16)" in rows[4]
+    assert any(line.startswith("Table 2: 6 run(s) missing") for line in missing)
+
+
 def test_figures_carry_run_and_epoch_for_hover_and_the_papers_marks(page):
     text, _ = page
     fig1 = section_of(text, "fig1")
@@ -227,7 +240,7 @@ def test_table3_and_theory_show_runs_and_name_what_is_missing(page):
 def test_runs_table_lists_every_run_of_the_folder(page):
     runs = section_of(page[0], "runs")
     body = runs[runs.index("<tbody>") :]
-    assert body.count("<tr>") == 12
+    assert body.count("<tr>") == 13
     assert 'id="run-broken"' in body and "boom" in body and 'id="run-digits-run"' in body
     assert 'class="filter" data-table="runs-table"' in runs
 
@@ -237,7 +250,7 @@ def test_an_empty_folder_gives_every_section_with_what_to_run(tmp_path):
     for ident in SECTION_IDS:
         assert f'<section id="{ident}">' in text
     assert text.count('class="empty"') == len(FIGURE_IDS) - 1  # the min-norm figure comes with its runs
-    assert [line.split(":")[0] for line in missing] == ["Table 1", "Figure 1", "Figure 1", "Figure 2b"] + [
+    assert [line.split(":")[0] for line in missing] == ["Table 1", "Table 2", "Figure 1", "Figure 1", "Figure 2b"] + [
         "Table 3"
     ] * 4 + ["Theory"] * 4
 

@@ -187,7 +187,7 @@ def test_report_status_writes_between_the_markers_and_names_what_is_wrong(tmp_pa
     )
     result = invoke("report", "status", "--bundles", bundles)
     assert result.exit_code == 2
-    assert "unknown sections ['memorisation'] (known: table1, fig1a" in result.output
+    assert "unknown sections ['memorisation'] (known: table1, table2, fig1a" in result.output
 
     readme.write_text("no markers\n")
     result = invoke("schema", "--write", readme)

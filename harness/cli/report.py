@@ -1,4 +1,4 @@
-"""``harness report table1|fig1|fig2|table3|html|memorization|status``."""
+"""``harness report table1|table2|fig1|fig2|table3|html|memorization|status``."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from harness.cli.common import (
     write_section,
 )
 from harness.cli.memorization import report_memorization_command
-from harness.reports import table1, table3
+from harness.reports import table1, table2, table3
 from harness.reports.store import Missing, load_runs
 
 report_app = typer.Typer(
-    help="Rebuild the paper's Table 1, Figure 1, Figure 2b and Table 3 from stored runs.", no_args_is_help=True
+    help="Rebuild the paper's Tables 1, 2 and 3, Figure 1 and Figure 2b from stored runs.", no_args_is_help=True
 )
 
 Dataset = typer.Option("cifar10", "--dataset", help="Data set whose runs are reported.")
@@ -51,6 +51,14 @@ def table1_view(table: list[dict], title: str) -> Table:
     return view
 
 
+def table2_view(table: list[dict], title: str) -> Table:
+    caption = "ours: final (best test over the epochs); settings: " + "; ".join(sorted({r["settings"] for r in table}))
+    view = Table(*(name.removesuffix(" %") for name in table2.SHOWN), title=title, caption=caption)
+    for row in table:
+        view.add_row(*table2.shown(row).values())
+    return view
+
+
 def table3_view(lines: list[dict], title: str) -> Table:
     table = Table(*table3.COLUMNS, title=title)
     for line in lines:
@@ -75,6 +83,22 @@ def table1_command(results_dir: Path = ResultsDirOption, out: Path = ReportsFold
     rows, missing = table1.build(load_runs(results_dir, dataset))
     console.print(table1_view(rows, f"Table 1 ({dataset}, {results_dir}): ours vs. paper (accuracy %)"))
     show_written(table1.write(rows, out))
+    warn_missing([missing] if missing.runs else [])
+
+
+@command(report_app, "table2")
+def table2_command(
+    results_dir: Path = ResultsDirOption,
+    out: Path = ReportsFolderOption,
+    plugin: str = typer.Option(table2.PLUGIN, "--plugin", help="Model plugin whose runs are reported."),
+    dataset: str = typer.Option(table2.DATASET, "--dataset", help="Data set whose runs are reported."),
+):
+    """Table 2: top-1 and top-5 train / test accuracy (best test in parentheses) per labels, augmentation,
+    dropout and weight decay, beside the paper's (Inception V3 on ImageNet)."""
+    rows, missing = table2.build(load_runs(results_dir, dataset), plugin=plugin)
+    title = f"Table 2 ({plugin} on {dataset}, {results_dir}): ours vs. paper (accuracy %)"
+    wide_console().print(table2_view(rows, title))
+    show_written(table2.write(rows, out, title=f"Table 2 ({plugin} on {dataset}): ours vs. the paper"))
     warn_missing([missing] if missing.runs else [])
 
 
@@ -131,6 +155,8 @@ def html_command(
     dataset: str = Dataset,
     out: Path = typer.Option(Path("report.html"), "--out", help="A file: the HTML page to write."),
     plugin: str = typer.Option("inception", "--plugin", help="Model plugin of Figure 1a."),
+    table2_plugin: str = typer.Option(table2.PLUGIN, "--table2-plugin", help="Model plugin of Table 2."),
+    table2_dataset: str = typer.Option(table2.DATASET, "--table2-dataset", help="Data set of Table 2."),
 ):
     """One self-contained HTML page (opens offline): every table and figure beside the paper's, the runs behind
     them, what is missing, and the runs table, sortable and filterable."""
@@ -138,7 +164,9 @@ def html_command(
 
     if not results_dir.is_dir():
         fail(f"results folder {results_dir} does not exist: make runs with `harness run` or `harness sweep`")
-    path, missing = html.write(results_dir, out, dataset, plugin)
+    path, missing = html.write(
+        results_dir, out, dataset, plugin, table2_plugin=table2_plugin, table2_dataset=table2_dataset
+    )
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
     for line in missing:
         err_console.print(f"[yellow]missing:[/] {line}", highlight=False, soft_wrap=True)

@@ -17,7 +17,7 @@ from plotly.offline import get_plotlyjs
 
 from harness import __version__
 from harness.config import CONFIG_COLUMNS
-from harness.reports import figure_data, table1, table3
+from harness.reports import figure_data, table1, table2, table3
 from harness.reports.figure_data import CORRUPTIONS, FIG1_MODELS, FIG2_MODELS
 from harness.reports.store import Missing, completed, settings
 from harness.reports.theory import THEORY, column_values
@@ -25,6 +25,7 @@ from harness.results import read_table, write_atomically
 
 SECTIONS = {
     "table1": "Table 1",
+    "table2": "Table 2",
     "fig1": "Figure 1",
     "fig2": "Figure 2b",
     "table3": "Table 3",
@@ -43,10 +44,17 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def write(
-    results_dir: Path, out: Path, dataset: str = "cifar10", fig1a_model: str = "inception"
+    results_dir: Path,
+    out: Path,
+    dataset: str = "cifar10",
+    fig1a_model: str = "inception",
+    *,
+    table2_plugin: str = table2.PLUGIN,
+    table2_dataset: str = table2.DATASET,
 ) -> tuple[Path, list[str]]:
-    """Write the report to ``out`` (temp file + rename); return its path and one line per missing piece."""
-    page, missing = build(results_dir, dataset, fig1a_model)
+    """Write the report to ``out`` (temp file + rename); return its path and one line per missing piece.
+    The options are those of :func:`build`."""
+    page, missing = build(results_dir, dataset, fig1a_model, table2_plugin=table2_plugin, table2_dataset=table2_dataset)
 
     def write_page(tmp: str) -> None:
         Path(tmp).write_text(page, encoding="utf-8")
@@ -55,14 +63,26 @@ def write(
     return write_atomically(out, write_page), missing
 
 
-def build(results_dir: Path, dataset: str = "cifar10", fig1a_model: str = "inception") -> tuple[str, list[str]]:
-    """The page's HTML, and one line per missing piece (the page shows them too)."""
+def build(
+    results_dir: Path,
+    dataset: str = "cifar10",
+    fig1a_model: str = "inception",
+    *,
+    table2_plugin: str = table2.PLUGIN,
+    table2_dataset: str = table2.DATASET,
+) -> tuple[str, list[str]]:
+    """The page's HTML, and one line per missing piece (the page shows them too).
+
+    The tables and figures show the runs of ``dataset`` (Figure 1a those of the model ``fig1a_model``),
+    but Table 2, which shows those of ``table2_plugin`` on ``table2_dataset``.
+    """
     all_runs = rows_of(results_dir, "runs")
     runs = completed(all_runs, dataset)
     missing: list[str] = []
     body = [
         header(results_dir, dataset, all_runs),
         table1_section(runs, missing),
+        table2_section(completed(all_runs, table2_dataset), table2_plugin, table2_dataset, missing),
         fig1_section(runs, results_dir, fig1a_model, missing),
         fig2_section(runs, results_dir, missing),
         table3_section(results_dir, missing),
@@ -216,6 +236,25 @@ def table1_section(runs: list[dict], missing: list[str]) -> str:
         "Train and test accuracy (%) per model, with and without random crop and weight "
         "decay, and with random labels; seeds averaged at the largest training size run.",
         table(headers + ["runs"], rows),
+        missing_note(absent),
+    )
+
+
+def table2_section(runs: list[dict], plugin: str, dataset: str, missing: list[str]) -> str:
+    built, absent = table2.build(runs, plugin=plugin)
+    rows = []
+    for paper, row in zip(table2.PAPER_TABLE2, built):
+        cells = [(escape(text), row[column]) for column, text in table2.shown(row).items()]
+        rows.append(cells + [run_links(table2.paper_runs(runs, paper, plugin=plugin))])
+    if absent.runs:
+        missing.append("Table 2: " + absent.message())
+    return section(
+        "table2",
+        f"Top-1 and top-5 train and test accuracy (%) of <code>{escape(plugin)}</code> on <b>{escape(dataset)}</b> "
+        "with true or random labels, with and without augmentation, dropout and weight decay, beside the paper's "
+        "Inception V3 on ImageNet. In parentheses: the best test accuracy over the epochs (the paper's: the "
+        "potential gain of early stopping). Seeds averaged at the largest training size run.",
+        table(list(table2.SHOWN) + ["runs"], rows),
         missing_note(absent),
     )
 
@@ -555,6 +594,8 @@ RUN_COLUMNS = (
     "train_acc",
     "test_acc",
     "best_test_acc",
+    "test_top5",
+    "best_test_top5",
     "fit_epoch",
     "fit_step",
     "epochs",

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.examples import auroc
-from harness.reports import figure_data, memorization, table1, table3, theory
+from harness.reports import figure_data, memorization, table1, table2, table3, theory
 from harness.reports.store import average, load_runs, settings
 from harness.results import completed_rows, read_table
 from harness.sweep import load_sweep
@@ -173,6 +173,17 @@ def table1_section(bundle: Bundle) -> list[str]:
         rows,
         (f"Not run: {'; '.join(missing.runs)}.",) if missing.runs else (),
     )
+
+
+def table2_section(bundle: Bundle, plugin: str = table2.PLUGIN, dataset: str = table2.DATASET) -> list[str]:
+    runs = load_runs(bundle.path, dataset)
+    built, missing = table2.build(runs, plugin=plugin)
+    rows = [list(table2.shown(row).values()) for row in built if row["seeds"]]
+    behind = [run for paper in table2.PAPER_TABLE2 for run in table2.paper_runs(runs, paper, plugin=plugin)]
+    notes = ("Ours: final (best test over the epochs).",)
+    if missing.runs:
+        notes += (f"Not run: {'; '.join(missing.runs)}.",)
+    return section(title(f"Table 2, {plugin} on {dataset}", "table2", bundle, behind), list(table2.SHOWN), rows, notes)
 
 
 def fig1a_section(bundle: Bundle, model: str = "inception") -> list[str]:
@@ -398,6 +409,7 @@ def value_text(value) -> str:
 
 SECTIONS = {
     "table1": table1_section,
+    "table2": table2_section,
     "fig1a": fig1a_section,
     "fig1bc": fig1bc_section,
     "fig2b": fig2b_section,

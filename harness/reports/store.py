@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
@@ -43,21 +44,32 @@ def select(
     regularizers: frozenset[str] = frozenset(),
 ) -> list[dict]:
     """Matching runs (any seed) of the largest training size among the matches."""
-    matches = [
-        r
-        for r in runs
-        if r["model"] == model
-        and r["corruption"] == corruption
-        and regularizer_names(r) == regularizers
-        and (corrupt_prob is None or abs(r["corrupt_prob"] - corrupt_prob) < 1e-9)
-    ]
-    largest = max((r["train_size"] for r in matches), default=None)
-    return [r for r in matches if r["train_size"] == largest]
+    return largest(
+        [
+            r
+            for r in runs
+            if r["model"] == model
+            and r["corruption"] == corruption
+            and regularizer_names(r) == regularizers
+            and (corrupt_prob is None or abs(r["corrupt_prob"] - corrupt_prob) < 1e-9)
+        ]
+    )
+
+
+def largest(runs: list[dict]) -> list[dict]:
+    """The runs of the largest training size among ``runs``."""
+    size = max((r["train_size"] for r in runs), default=None)
+    return [r for r in runs if r["train_size"] == size]
 
 
 def average(runs: list[dict], key: str) -> float | None:
     values = [r[key] for r in runs if r[key] is not None]
     return mean(values) if values else None
+
+
+def percent(value: float | None) -> float | None:
+    """A fraction in %; None stays None."""
+    return None if value is None else 100 * value
 
 
 def settings(runs: list[dict]) -> str:
@@ -71,6 +83,23 @@ def settings(runs: list[dict]) -> str:
         f"train {values('train_size')}, test {values('test_size')}, ≤{values('max_epochs')} epochs, "
         f"batch {values('batch_size')}, lr decay {values('lr_decay')}, seed {values('seed')}, {values('device')}"
     )
+
+
+def write_markdown_and_csv(
+    out: Path, name: str, title: str, header: list[str], lines: list[list[str]], rows: list[dict]
+) -> list[Path]:
+    """``NAME.md`` (a ``# title``, then a table of ``header`` and the text ``lines``) and ``NAME.csv``
+    (``rows``, values as they are) under ``out``, created when missing."""
+    out.mkdir(parents=True, exist_ok=True)
+    markdown, comma = out / f"{name}.md", out / f"{name}.csv"
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(line) + " |" for line in lines]
+    markdown.write_text(f"# {title}\n\n" + "\n".join(table) + "\n")
+    with comma.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else header)
+        writer.writeheader()
+        writer.writerows(rows)
+    return [markdown, comma]
 
 
 @dataclass

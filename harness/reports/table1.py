@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.reports.store import Missing, average, select, settings
+from harness.reports.store import Missing, average, percent, select, settings, write_markdown_and_csv
 
 CROP, WD = "random_crop", "weight_decay"
 
@@ -95,10 +94,6 @@ COLUMNS = (
 )
 
 
-def percent(value: float | None) -> float | None:
-    return None if value is None else 100 * value
-
-
 def paper_runs(runs: list[dict], paper: PaperRow) -> list[dict]:
     """The runs behind one row of the table: its model, labels and regularizers, any seed, largest size."""
     corruption = "random_labels" if paper.random_labels else "none"
@@ -149,14 +144,5 @@ def format_cell(column: str, value) -> str:
 
 def write(table: list[dict], out: Path) -> list[Path]:
     """``table1.md`` and ``table1.csv`` under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    markdown = out / "table1.md"
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(format_cell(c, row[c]) for c in COLUMNS) + " |" for row in table]
-    markdown.write_text("# Table 1 (CIFAR-10): ours vs. the paper\n\n" + "\n".join(lines) + "\n")
-    comma = out / "table1.csv"
-    with open(comma, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(table)
-    return [markdown, comma]
+    lines = [[format_cell(c, row[c]) for c in COLUMNS] for row in table]
+    return write_markdown_and_csv(out, "table1", "Table 1 (CIFAR-10): ours vs. the paper", list(COLUMNS), lines, table)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.reports.store import write_markdown_and_csv
 from harness.results import read_table
 
 
@@ -98,13 +98,6 @@ def cell(line: dict, column: str) -> str:
 
 def write(lines: list[dict], out: Path) -> list[Path]:
     """table3.md and table3.csv under ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    markdown, comma = out / "table3.md", out / "table3.csv"
-    rows = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    rows += ["| " + " | ".join(cell(line, c) for c in COLUMNS) + " |" for line in lines]
-    markdown.write_text("\n".join(rows) + "\n")
-    with comma.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(lines)
-    return [markdown, comma]
+    text = [[cell(line, c) for c in COLUMNS] for line in lines]
+    title = "Table 3 (exact kernel regression): ours vs. the paper"
+    return write_markdown_and_csv(out, "table3", title, list(COLUMNS), text, lines)
