@@ -19,7 +19,7 @@ only, so the documentation's copy (``docs/reproduction.md``) can be checked agai
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,8 @@ class Bundle:
     made_by: str
     sections: tuple[str, ...]
     sweeps: tuple[str, ...] = ()
+    section_options: dict = field(default_factory=dict)
+    """Per section, the keyword options of its function (a ``[table2]`` table: ``plugin``, ``dataset``)."""
 
 
 def find_bundles(root: Path) -> list[Bundle]:
@@ -80,6 +82,7 @@ def find_bundles(root: Path) -> list[Bundle]:
                 spec["made_by"],
                 tuple(spec["sections"]),
                 tuple(spec.get("sweeps", ())),
+                {name: spec[name] for name in spec["sections"] if isinstance(spec.get(name), dict)},
             )
         )
     return bundles
@@ -100,7 +103,7 @@ def render(root: Path) -> str:
             "",
         ]
         for name in bundle.sections:
-            lines += SECTIONS[name](bundle) + [""]
+            lines += SECTIONS[name](bundle, **bundle.section_options.get(name, {})) + [""]
         parts.append("\n".join(lines))
     return "\n".join(parts)
 
