@@ -62,7 +62,7 @@ def test_every_table_has_a_history_of_its_columns():
         assert [change.version for change in changes] == list(range(2, schema_version(table) + 1))
         added = [name for change in changes for name in change.added]
         assert len(added) == len(set(added)) and set(added) <= set(tables[table][1].names), table
-    assert schema_version("runs") == 7 and len(columns_of_version("runs", 1)) == 32
+    assert schema_version("runs") == 8 and len(columns_of_version("runs", 1)) == 32
     assert schema_version("epochs") == 2 and len(columns_of_version("epochs", 1)) == 11
 
 
