@@ -67,6 +67,11 @@ class World:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
+    def broadcast_from_main(self, tensor: torch.Tensor) -> None:
+        """Set ``tensor`` to rank 0's, in place (nothing when alone)."""
+        if self.parallel:
+            dist.broadcast(tensor, src=0)
+
 
 ALONE = World()
 """The world of a run trained by one process, without a process group."""

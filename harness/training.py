@@ -223,7 +223,7 @@ class Training:
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             on_cuda = self.device.type == "cuda"
             parallel = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device] if on_cuda else None
+                self.model, device_ids=[self.device] if on_cuda else None, gradient_as_bucket_view=True
             )
             self.train_forward = compiled(parallel, self.device) if config.compile else parallel
 
@@ -380,6 +380,8 @@ class Training:
         decide whether training goes on (``finished``) and, when it does, save a checkpoint."""
         for group in self.optimizer.param_groups:
             group["lr"] *= self.config.lr_decay
+        for buffer in self.model.buffers():  # BatchNorm's running statistics, as rank 0 updated them
+            self.world.broadcast_from_main(buffer)
         row = dict(run_id=self.config.run_id, epoch=epoch, step=self.steps, lr=lr)
         for name in ("train", "test", "holdout"):
             row[f"{name}_loss"], row[f"{name}_acc"], row[f"{name}_top5"] = self.evaluate(name)
