@@ -32,7 +32,7 @@ from harness.training import Training
 
 def synthetic(count: int) -> ImageDataset:
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8)
+    x = rng.random((count, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 10, count).astype(np.int64)
     return ImageDataset("synthetic", x, y, x[:0], y[:0], num_classes=10, crop=28, standardize=True)
 
