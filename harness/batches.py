@@ -9,6 +9,7 @@ import torch
 
 from harness.compute import layout
 from harness.data import ImageDataset, center_crop, standardize_per_image, to_model_input
+from harness.distributed import ALONE, World
 from harness.regularizers import Regularizer
 from harness.streaming import ImageFiles, StreamedBatches
 
@@ -36,7 +37,13 @@ class BatchSource:
     """Training batches: precomputed model inputs, or raw images sent through the
     regularizers' transforms, then center crop and standardization. Images read from disk
     (:class:`~harness.streaming.ImageFiles`) take the second way, batch by batch: the
-    epoch's batches must be announced (:meth:`start_epoch`) and then asked for in order."""
+    epoch's batches must be announced (:meth:`start_epoch`) and then asked for in order.
+
+    A process of a data-parallel run (``world``) gets the inputs of its shard of each batch
+    (:meth:`~harness.distributed.World.bounds`) and reads only those. The transforms draw for the
+    whole batch, in its rows (zeros in the rows of the other shards of a streamed batch), so that
+    every process draws what one process would, whatever the number of processes.
+    """
 
     def __init__(
         self,
@@ -46,8 +53,9 @@ class BatchSource:
         seed: int,
         *,
         channels_last: bool = False,
+        world: World = ALONE,
     ):
-        self.data, self.channels_last = data, channels_last
+        self.data, self.channels_last, self.world = data, channels_last, world
         self.transforms = [r for r in regularizers if r.transforms_batches]
         self.labels = torch.as_tensor(data.y_train, device=device)
         self.streamed = StreamedBatches(data.x_train, device) if isinstance(data.x_train, ImageFiles) else None
@@ -65,20 +73,29 @@ class BatchSource:
         return layout(self.batch(index), self.channels_last)
 
     def start_epoch(self, batches: list[torch.Tensor]) -> None:
-        """The positions of the coming epoch's batches, in order (read ahead when streamed)."""
+        """The positions of the coming epoch's batches, in order (this process's shards read ahead when
+        streamed)."""
         if self.streamed is not None:
-            self.streamed.start_epoch(batches)
+            self.streamed.start_epoch([batch[self.world.bounds(len(batch))] for batch in batches])
 
     def batch(self, index: torch.Tensor) -> torch.Tensor:
-        """The training batch at positions ``index``, in the default memory layout."""
-        if self.streamed is not None:
-            images = self.streamed(index).permute(0, 3, 1, 2)
-        elif not self.transforms:
-            return self.inputs[index]
-        else:
+        """This process's shard of the training batch at positions ``index`` (all of it when alone), in the
+        default memory layout."""
+        part = self.world.bounds(len(index))
+        if self.streamed is None and not self.transforms:
+            return self.inputs[index[part]]
+        if self.streamed is None:
             images = self.raw[index]
+        else:
+            images = self.streamed(index[part]).permute(0, 3, 1, 2)
+            if self.transforms:
+                whole = images.new_zeros((len(index), *images.shape[1:]))
+                whole[part] = images
+                images = whole
         for regularizer in self.transforms:
             images = regularizer.transform_batch(images, self.data.crop, self.generator)
+        if self.transforms:
+            images = images[part]
         if self.data.crop and images.shape[-1] != self.data.crop:
             images = center_crop(images, self.data.crop)
         return standardize_per_image(images) if self.data.standardize else images

@@ -13,7 +13,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 tf32: TensorFloat-32 matrix products and convolutions (CUDA; the CPU computes in float32); bf16:
 autocast to bfloat16 matrix products and convolutions, with float32 weights, BatchNorm and loss."""
 
-EXECUTION_OPTIONS = ("channels_last", "compile")
+EXECUTION_OPTIONS = ("channels_last", "compile", "sync_bn")
 """Fields of :class:`RunConfig` that say how a run computes, not what: recorded in ``runs``, not hashed."""
 
 REDRAWN_CORRUPTIONS = ("random_pixels", "gaussian")
@@ -29,7 +29,7 @@ same names count the examples a run used."""
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """Everything that defines a run's result; its hash is the ``run_id`` (the execution options
-    ``channels_last`` and ``compile`` are recorded, not hashed).
+    ``channels_last``, ``compile`` and ``sync_bn`` are recorded, not hashed).
 
     Every field named like a ``runs`` column is stored in that column (:meth:`to_row`), but the data
     limits :data:`DATA_LIMITS`, whose columns count the examples used.
@@ -61,6 +61,9 @@ class RunConfig:
     """Channels-last memory layout of the model and its inputs (faster convolutions)."""
     compile: bool = False
     """``torch.compile`` the model for training and evaluation."""
+    sync_bn: bool = False
+    """BatchNorm statistics over the whole batch in a data-parallel run (SyncBatchNorm, CUDA only), as
+    in one process; without it each process normalizes by the statistics of its shard."""
 
     @property
     def run_id(self) -> str:

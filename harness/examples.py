@@ -54,6 +54,14 @@ class ExampleRecorder:
         """:meth:`observe` for a split whose examples sit at positions ``offset`` on."""
         return lambda start, *batch: self.observe(offset + start, *batch)
 
+    def gather(self, observed: torch.Tensor, all_sum) -> None:
+        """The epoch's observations of every process of a data-parallel run, each of which observed the
+        examples where its ``observed`` mask is true: ``all_sum(tensor)`` adds up, over the processes,
+        each one's observations with zeros elsewhere (exact)."""
+        for name, now in self._now.items():
+            mine = torch.where(observed, now, torch.zeros_like(now))
+            now.copy_(all_sum(mine.to(torch.uint8) if name == "correct" else mine))
+
     def end_epoch(self, epoch: int) -> None:
         """Fold the epoch's evaluation (every example observed) into the history."""
         now = self._now["correct"]

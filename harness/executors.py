@@ -20,16 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from harness import runner
 from harness.checkpoint import sigterm_as_interrupt
 from harness.claims import claimed, configured_timeout
 from harness.config import RunConfig
-from harness.data import CORRUPTION_SCHEME
 from harness.errors import ConfigError
 from harness.options import parse_key_value
 from harness.packing import execute_pack
 from harness.registry import get_registry, missing_engine
-from harness.results import read_row, write_table
-from harness.schema import RUNS_SCHEMA
 
 
 class ExecutorError(ConfigError):
@@ -172,12 +170,9 @@ def record_failures(
 
 
 def record_failure(results_dir: Path, config: RunConfig, message: str) -> Result:
-    """Store a ``failed`` runs row unless the runner already stored one, or the run completed (in another
-    driver's task, say); the failed Result."""
-    existing = read_row(results_dir, "runs", config.run_id)
-    if existing is None or existing["status"] not in ("failed", "completed"):
-        row = {**config.to_row(), "corruption_scheme": CORRUPTION_SCHEME, "status": "failed", "error": message}
-        write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
+    """Store the run as ``failed`` unless the runner already did, or the run completed (in another
+    driver's task, say): :func:`harness.runner.record_failure`; the failed Result."""
+    runner.record_failure(results_dir, config, message)
     return Result(config, "failed", error=message)
 
 

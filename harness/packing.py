@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from harness import checkpoint
+from harness import checkpoint, distributed
 from harness.compute import compiled, computing_in
 from harness.config import RunConfig
 from harness.errors import ConfigError
@@ -261,6 +261,11 @@ def execute_pack(
     re-raise. A model that cannot be vectorized trains its runs one at a time (with a
     :class:`PackingWarning`). Each run reports to the loggers ``log``, told the ``sweep``'s name.
     """
+    if len(configs) > 1 and distributed.launched():
+        raise ConfigError(
+            "packs and data-parallel runs are exclusive: a pack trains in one process "
+            "(train its runs as separate tasks, or leave out --pack)"
+        )
     checked = [check_run(config, device) for config in configs]
     keys = {pack_key(config) for config, _ in checked}
     if len(keys) > 1:

@@ -11,14 +11,15 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from harness import __version__, checkpoint
+from harness import __version__, checkpoint, distributed
 from harness.config import PRECISIONS, RunConfig
 from harness.data import CORRUPTION_SCHEME, prepare_data_of
+from harness.distributed import ALONE, World
 from harness.errors import ConfigError
 from harness.loggers import RunLoggers, check_loggers
 from harness.registry import get_registry
 from harness.regularizers import build_regularizers
-from harness.results import check_writable, completed_row, table_path, write_table
+from harness.results import check_writable, completed_row, read_row, table_path, write_table
 from harness.schema import EPOCHS_SCHEMA, EXAMPLES_SCHEMA, RUNS_SCHEMA
 from harness.training import RunProgress, Training, model_options, train_alone
 
@@ -75,7 +76,10 @@ def check_run(config: RunConfig, device: str) -> tuple[RunConfig, torch.device]:
     for), and the torch device."""
     config = resolve_config(config)
     model_options(config, build_regularizers(config.regularizers))
-    return config, resolve_device(device)
+    torch_device = resolve_device(device)
+    if config.sync_bn and torch_device.type != "cuda":
+        raise ConfigError("--sync-bn needs CUDA: SyncBatchNorm does not run on the CPU")
+    return config, torch_device
 
 
 @dataclass
@@ -119,21 +123,30 @@ def start_run(
     log: tuple[str, ...] = (),
     sweep: str | None = None,
     announce: bool = True,
+    world: World = ALONE,
 ) -> StartedRun:
     """Load the data and build the training of ``config`` (a resolved configuration), continued from its
     checkpoint unless ``resume`` is false; its ``runs`` row says ``interrupted`` until it is finished.
     A run of a pack (``pack_size`` > 1) draws its model's random numbers from a generator of its own.
     The loggers of ``log`` (``NAME[=URI]``, :mod:`harness.loggers`) hear that it started, with the name
     of its ``sweep`` (at once, or with ``announce`` false when :meth:`StartedRun.announce` says so),
-    and then of each epoch and of its end."""
+    and then of each epoch and of its end. In a data-parallel run (``world``) every process trains,
+    and only rank 0 tells the loggers and stores the run."""
     regularizers = build_regularizers(config.regularizers)
     data = prepare_data_of(config, data_root)
     saved = checkpoint.checkpoint_path(results_dir, config.run_id)
-    if not resume:
+    if not resume and world.is_main:
         saved.unlink(missing_ok=True)
-    loggers = RunLoggers(log, config.run_id)
+    loggers = RunLoggers(log if world.is_main else (), config.run_id)
     training = Training(
-        config, data, regularizers, device, observers=[loggers], checkpoint_path=saved, own_generator=pack_size > 1
+        config,
+        data,
+        regularizers,
+        device,
+        observers=[loggers],
+        checkpoint_path=saved,
+        own_generator=pack_size > 1,
+        world=world,
     )
     model_entry = get_registry().get("models", config.model)
     row = {
@@ -148,8 +161,9 @@ def start_run(
         "torch_version": torch.__version__,
         "model_library": model_entry.info.get("library"),
         "model_library_version": model_entry.info.get("library_version"),
-        "resumed_from_epoch": training.resume(),
+        "resumed_from_epoch": training.resume() if resume else 0,
         "pack_size": pack_size,
+        "world_size": world.size,
         "status": "interrupted",
     }
     run = StartedRun(config, training, row, Path(results_dir), loggers, sweep)
@@ -160,8 +174,11 @@ def start_run(
 
 def finish_run(run: StartedRun, status: str, error: BaseException | None = None) -> Path:
     """Store ``run`` as ``status`` (completed, interrupted or failed with ``error``) with its epochs and
-    examples so far; a completed run's checkpoint is removed. The path of its ``runs`` file."""
+    examples so far; a completed run's checkpoint is removed. The path of its ``runs`` file (where rank 0
+    stores it, in a data-parallel run)."""
     row, training = run.row, run.training
+    if not training.world.is_main:
+        return table_path(run.results_dir, "runs", run.run_id)
     row["status"] = status
     if error is not None:
         row["error"] = f"{type(error).__name__}: {error}"
@@ -198,6 +215,10 @@ def execute(
 
     ``log`` holds the ``NAME[=URI]`` of the loggers that receive the run's events
     (:mod:`harness.loggers`), ``sweep`` the name of the sweep the run belongs to (told to them).
+
+    In a process started by a launcher (torchrun, ``harness run --nproc-per-node``, Slurm), the run
+    is data-parallel: this process joins the others (:func:`harness.distributed.join`) and trains its
+    shard of every batch; rank 0 stores the run.
     """
     config, torch_device = check_run(config, device)
     check_loggers(log)
@@ -206,18 +227,40 @@ def execute(
     done = None if force else completed_run(config, results_dir)
     if done is not None:
         return done
-    run = start_run(config, results_dir, data_root, torch_device, resume=resume, log=log, sweep=sweep)
-    status, failure = "interrupted", None  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
+    world = ALONE
+    if distributed.launched():
+        world, torch_device = distributed.join(torch_device)
     try:
-        with checkpoint.sigterm_as_interrupt():
-            train_alone(run.training, progress or RunProgress())
-        status = "completed"
-    except Exception as error:
-        status, failure = "failed", error
-        raise
+        run = start_run(config, results_dir, data_root, torch_device, resume=resume, log=log, sweep=sweep, world=world)
+        status, failure = "interrupted", None  # until it completes or fails: Ctrl-C, SIGTERM, a requeue's exit
+        try:
+            with checkpoint.sigterm_as_interrupt():
+                train_alone(run.training, progress or RunProgress())
+            status = "completed"
+        except Exception as error:
+            status, failure = "failed", error
+            raise
+        finally:
+            path = finish_run(run, status, failure)
     finally:
-        path = finish_run(run, status, failure)
+        if world.parallel:
+            distributed.leave()
     return RunOutcome(run.row, path)
+
+
+def record_failure(results_dir: Path, config: RunConfig, message: str, *, naming: bool = False) -> dict:
+    """Store ``config`` (a resolved configuration) as a ``failed`` run with the error ``message``, unless it
+    completed: over its stored row (its epochs kept), else as a row of its configuration alone. A row
+    already ``failed`` is kept as it is, or with ``naming`` its error is prefixed by ``message`` (which
+    names the process of a data-parallel run that failed). The row as stored."""
+    row = read_row(results_dir, "runs", config.run_id)
+    if row is not None and (row["status"] == "completed" or (row["status"] == "failed" and not naming)):
+        return row
+    if row is not None and row["status"] == "failed":
+        message = f"{message}: {row['error']}"
+    row = {**(row or config.to_row()), "corruption_scheme": CORRUPTION_SCHEME, "status": "failed", "error": message}
+    write_table(results_dir, "runs", config.run_id, [row], RUNS_SCHEMA)
+    return row
 
 
 def summarize(history: list[dict], steps: int) -> dict:

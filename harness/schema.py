@@ -104,6 +104,18 @@ RUNS_SCHEMA = schema(
     ),
     column("channels_last", pa.bool_(), "channels-last memory layout of the model and its inputs"),
     column("compile", pa.bool_(), "the model was compiled with torch.compile"),
+    column(
+        "world_size",
+        pa.int64(),
+        "processes that trained the run data-parallel (torch.distributed; 1: one process). Not in run_id: "
+        "each step trains on the same examples with the same mean gradient, so the result is the same up to "
+        "float rounding, except with BatchNorm without sync_bn (statistics of each process's shard)",
+    ),
+    column(
+        "sync_bn",
+        pa.bool_(),
+        "BatchNorm statistics synchronized over the processes (SyncBatchNorm) in a data-parallel run",
+    ),
 )
 
 EPOCHS_SCHEMA = schema(
@@ -236,6 +248,11 @@ SCHEMA_HISTORY: dict[str, tuple[SchemaChange, ...]] = {
             added={"corruption_scheme": 1, "train_top5": None, "test_top5": None, "best_test_top5": None},
             why="per-example draws of random_pixels and gaussian (corruption scheme 2), and top-5 accuracy; a run "
             "before them drew those corruptions over a whole split at once (scheme 1) and measured no top-5 (null)",
+        ),
+        SchemaChange(
+            version=8,
+            added={"world_size": 1, "sync_bn": False},
+            why="data-parallel runs on torch.distributed; a run before them was trained by one process",
         ),
     ),
     "epochs": (

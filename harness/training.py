@@ -22,6 +22,7 @@ from harness.batches import BatchSource, random_subset, split_holdout
 from harness.compute import compiled, computing_in, float32_batch_norm, layout
 from harness.config import RunConfig
 from harness.data import ImageDataset, to_model_input
+from harness.distributed import ALONE, World
 from harness.examples import ExampleRecorder, examples_table
 from harness.registry import get_registry
 from harness.regularizers import Regularizer, RegularizerError
@@ -79,11 +80,24 @@ def evaluate(
     every batch (per-example records, top-1). ``forward`` is how the model is called (compiled, say);
     the model itself by default.
     """
+    loss_sum, correct, correct_top5 = evaluation_sums(model, batches, labels, record, forward=forward).tolist()
+    return loss_sum / len(labels), correct / len(labels), correct_top5 / len(labels)
+
+
+@torch.no_grad()
+def evaluation_sums(
+    model: torch.nn.Module,
+    batches: Iterable[torch.Tensor],
+    labels: torch.Tensor,
+    record=None,
+    *,
+    forward: Callable | None = None,
+) -> torch.Tensor:
+    """The sums of :func:`evaluate` (cross-entropy, top-1 hits, top-5 hits) as one float64 tensor on
+    the device, which the processes of a data-parallel run add up."""
     model.eval()
     forward = forward or model
-    loss_sum = torch.zeros((), device=labels.device, dtype=torch.float64)
-    correct = torch.zeros((), device=labels.device, dtype=torch.int64)
-    correct_top5 = torch.zeros((), device=labels.device, dtype=torch.int64)
+    sums = torch.zeros(3, device=labels.device, dtype=torch.float64)
     start = 0
     for inputs in batches:
         logits = forward(inputs).float()
@@ -91,15 +105,13 @@ def evaluate(
         losses = F.cross_entropy(logits, target, reduction="none")
         hits = logits.argmax(1) == target
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices == target[:, None]
-        loss_sum += losses.sum().double()
-        correct += hits.sum()
-        correct_top5 += (hits | top5.any(1)).sum()
+        sums += torch.stack([losses.sum(), hits.sum(), (hits | top5.any(1)).sum()]).double()
         if record is not None:
             record(start, logits, target, losses, hits)
         start += len(inputs)
     if start != len(labels):
         raise RuntimeError(f"evaluated {start} inputs for {len(labels)} labels")
-    return loss_sum.item() / len(labels), correct.item() / len(labels), correct_top5.item() / len(labels)
+    return sums
 
 
 class Training:
@@ -127,6 +139,10 @@ class Training:
     own_generator : bool
         Draw the model's random numbers (dropout) from a generator of the run's own, continuing the
         global one after the model's initialization (a run trained in a pack); else from the global one.
+    world : World
+        The processes that train the run (:mod:`harness.distributed`). In a data-parallel run each one
+        trains its shard of every batch, with the model in ``DistributedDataParallel``, and evaluates
+        its shard of every split; only rank 0 saves checkpoints.
     """
 
     def __init__(
@@ -139,8 +155,9 @@ class Training:
         observers: Sequence = (),
         checkpoint_path: Path | None = None,
         own_generator: bool = False,
+        world: World = ALONE,
     ):
-        self.config, self.regularizers, self.device = config, regularizers, device
+        self.config, self.regularizers, self.device, self.world = config, regularizers, device, world
         self.observers, self.checkpoint_path = tuple(observers), checkpoint_path
         trained, left_out, holdout = self.split(data)
         self.build_model(data)
@@ -148,11 +165,15 @@ class Training:
         """The generator of random draws inside the model (dropout) when the run trains in a pack;
         None: the global one, as for a run trained alone. Checkpoints store it in the global one's place."""
         self.build_optimizer()
-        self.batches = BatchSource(trained, regularizers, device, config.seed, channels_last=config.channels_last)
+        self.batches = BatchSource(
+            trained, regularizers, device, config.seed, channels_last=config.channels_last, world=world
+        )
         self.preprocessing = data
         """The data set whose crop and standardization make model inputs of images read from disk."""
         self.evaluations = self.evaluation_sets(data, trained, holdout, left_out)
         self.examples = ExampleRecorder(len(data.y_train), device)
+        self.evaluated_here = self.own_examples()
+        """The example records this process evaluates (all of them when alone)."""
         self.order_generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict] = []
         self.steps = 0
@@ -186,7 +207,8 @@ class Training:
 
     def build_model(self, data: ImageDataset) -> None:
         """The model, initialized from the run's seed, in its precision and layout; ``forward`` calls it
-        (compiled or not), ``model`` is what checkpoints save."""
+        (compiled or not), ``train_forward`` too in training steps (in ``DistributedDataParallel``,
+        with SyncBatchNorm when asked for, in a data-parallel run), ``model`` is what checkpoints save."""
         config = self.config
         torch.manual_seed(config.seed)
         self.model = build_model(config, data.input_shape, data.num_classes, self.regularizers).to(self.device)
@@ -195,6 +217,15 @@ class Training:
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.forward = compiled(self.model, self.device) if config.compile else self.model
+        self.train_forward = self.forward
+        if self.world.parallel:
+            if config.sync_bn:
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            on_cuda = self.device.type == "cuda"
+            parallel = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if on_cuda else None, gradient_as_bucket_view=True
+            )
+            self.train_forward = compiled(parallel, self.device) if config.compile else parallel
 
     def continued_global_generator(self) -> torch.Generator:
         generator = torch.Generator(device=self.device)
@@ -259,21 +290,34 @@ class Training:
         self.finished = len(self.history) >= self.config.max_epochs
         return len(self.history)
 
+    def own_examples(self) -> torch.Tensor:
+        """Which example records this process evaluates: its shard of each split that has records."""
+        mine = torch.zeros(len(self.examples), dtype=torch.bool, device=self.device)
+        for split, offset in self.example_offsets.items():
+            if split in self.evaluations:
+                part = self.world.bounds(len(self.evaluations[split][1]))
+                mine[offset + part.start : offset + part.stop] = True
+        return mine
+
     def evaluate(self, split: str) -> tuple[float | None, float | None, float | None]:
         """Loss, accuracy and top-5 accuracy on ``split`` (:func:`evaluate`; three None without it),
-        updating its examples' records."""
+        updating its examples' records. In a data-parallel run each process evaluates its shard and
+        the sums are added up: every example counts once."""
         if split not in self.evaluations:
             return None, None, None
         offset = self.example_offsets.get(split)
         inputs, labels = self.evaluations[split]
+        part = self.world.bounds(len(labels))
         with computing_in(self.config.precision, self.device):
-            return evaluate(
+            sums = evaluation_sums(
                 self.model,
-                self.evaluation_batches(inputs),
-                labels,
-                None if offset is None else self.examples.observer(offset),
+                self.evaluation_batches(inputs[part]),
+                labels[part],
+                None if offset is None else self.examples.observer(offset + part.start),
                 forward=self.forward,
             )
+        loss_sum, correct, correct_top5 = self.world.all_sum(sums).tolist()
+        return loss_sum / len(labels), correct / len(labels), correct_top5 / len(labels)
 
     def examples_table(self) -> pa.Table:
         """The ``examples`` rows of the epochs finished so far."""
@@ -311,10 +355,18 @@ class Training:
         return len(self.history) + 1, self.optimizer.param_groups[0]["lr"], batches
 
     def step(self, index: torch.Tensor) -> torch.Tensor:
-        """One SGD step on the training batch at positions ``index``; its loss (on the device)."""
+        """One SGD step on the training batch at positions ``index``; its loss (on the device).
+
+        In a data-parallel run this process's loss is the sum over its shard times the number of
+        processes over the batch size, so that the gradient that DistributedDataParallel averages
+        is the mean over the whole batch, as in one process, whatever the shards' sizes."""
         with computing_in(self.config.precision, self.device):
-            logits = self.forward(self.batches(index))
-        loss = F.cross_entropy(logits.float(), self.batches.labels[index])
+            logits = self.train_forward(self.batches(index))
+        labels = self.batches.labels[index[self.world.bounds(len(index))]]
+        if self.world.parallel:
+            loss = F.cross_entropy(logits.float(), labels, reduction="sum") * (self.world.size / len(index))
+        else:
+            loss = F.cross_entropy(logits.float(), labels)
         loss.backward()
         self.apply_gradients()
         return loss.detach()
@@ -330,10 +382,14 @@ class Training:
         decide whether training goes on (``finished``) and, when it does, save a checkpoint."""
         for group in self.optimizer.param_groups:
             group["lr"] *= self.config.lr_decay
+        for buffer in self.model.buffers():  # BatchNorm's running statistics, as rank 0 updated them
+            self.world.broadcast_from_main(buffer)
         row = dict(run_id=self.config.run_id, epoch=epoch, step=self.steps, lr=lr)
         for name in ("train", "test", "holdout"):
             row[f"{name}_loss"], row[f"{name}_acc"], row[f"{name}_top5"] = self.evaluate(name)
         self.evaluate("left_out")
+        if self.world.parallel:
+            self.examples.gather(self.evaluated_here, self.world.all_sum)
         self.examples.end_epoch(epoch)
         row["wall_seconds"] = self.wall_seconds
         self.history.append(row)
@@ -343,7 +399,7 @@ class Training:
         fitted = row["train_acc"] == 1.0
         self.stopped_early = not fitted and any(r.should_stop(self.history) for r in self.regularizers)
         self.finished = fitted or self.stopped_early or epoch >= self.config.max_epochs
-        if self.checkpoint_path is not None and not fitted and not self.stopped_early:
+        if self.checkpoint_path is not None and self.world.is_main and not fitted and not self.stopped_early:
             self.save_checkpoint()
         return row
 

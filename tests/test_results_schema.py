@@ -62,7 +62,7 @@ def test_every_table_has_a_history_of_its_columns():
         assert [change.version for change in changes] == list(range(2, schema_version(table) + 1))
         added = [name for change in changes for name in change.added]
         assert len(added) == len(set(added)) and set(added) <= set(tables[table][1].names), table
-    assert schema_version("runs") == 7 and len(columns_of_version("runs", 1)) == 32
+    assert schema_version("runs") == 8 and len(columns_of_version("runs", 1)) == 32
     assert schema_version("epochs") == 2 and len(columns_of_version("epochs", 1)) == 11
 
 
@@ -114,6 +114,8 @@ def test_a_folder_of_every_runs_version_reads_everywhere_and_upgrades_to_one_sch
         "train_top5": None,
         "test_top5": None,
         "best_test_top5": None,
+        "world_size": 1,
+        "sync_bn": False,
     }
     branch = runs.filter(pl.col("run_id") == "branch").row(0, named=True)
     assert (branch["resumed_from_epoch"], branch["subset_fraction"], branch["pack_size"]) == (0, 0.5, 1)
@@ -169,7 +171,7 @@ def test_files_that_cannot_be_upgraded_are_left_untouched_with_the_reason(tmp_pa
     said = " ".join(result.output.split())
     assert "foreign.parquet untouched: columns ['colour'] are not in the runs table" in said
     assert "partial.parquet untouched: lacks columns ['status', " in said
-    assert "newer.parquet untouched: schema version 99 is newer than this harness's (7)" in said
+    assert "newer.parquet untouched: schema version 99 is newer than this harness's (8)" in said
     assert "truncated.parquet untouched: not a valid Parquet table" in said
     assert {path: path.read_bytes() for path in folder.iterdir()} == untouched
     assert pq.read_table(tmp_path / "kernel_runs" / "old.parquet").column("feature_options").to_pylist() == [None]

@@ -174,3 +174,12 @@ PrecisionOption = typer.Option(
 )
 ChannelsLastOption = typer.Option(None, "--channels-last", help="Channels-last layout of models and inputs.")
 CompileOption = typer.Option(None, "--compile", help="torch.compile the model for training and evaluation.")
+SyncBnOption = typer.Option(
+    None, "--sync-bn", help="SyncBatchNorm in data-parallel runs: BatchNorm over the whole batch (CUDA only)."
+)
+NprocPerNodeOption = typer.Option(
+    None,
+    "--nproc-per-node",
+    min=1,
+    help="Train each run data-parallel on N processes of this node (torch.distributed.run; one GPU each on CUDA).",
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -16,9 +18,11 @@ from harness.cli.common import (
     DeviceOption,
     FormatOption,
     LogOption,
+    NprocPerNodeOption,
     OutputFormat,
     PrecisionOption,
     ResultsDirOption,
+    SyncBnOption,
     console,
     emit,
     err_console,
@@ -122,8 +126,14 @@ def run_command(
     precision: str | None = PrecisionOption,
     channels_last: bool | None = ChannelsLastOption,
     compile: bool | None = CompileOption,
+    sync_bn: bool | None = SyncBnOption,
+    nproc_per_node: int | None = NprocPerNodeOption,
 ):
-    """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs."""
+    """Train a model on (corrupted) data and store the run in RESULTS/runs and RESULTS/epochs.
+
+    Started by torchrun (or with --nproc-per-node), the run is data-parallel: every process trains its
+    share of each batch, and rank 0 stores the run."""
+    from harness import distributed
     from harness.config import RunConfig
     from harness.runner import execute
 
@@ -144,10 +154,15 @@ def run_command(
         precision=precision,
         channels_last=channels_last,
         compile=compile,
+        sync_bn=sync_bn,
     )
     config = RunConfig(**{name: value for name, value in options.items() if value is not None})  # None: the default
+    if nproc_per_node is not None and not distributed.launched():
+        launch(config, device, results_dir, nproc_per_node)
+        return
+    main = os.environ.get("RANK", "0") == "0"  # the other processes of a data-parallel run show nothing
     try:
-        with Progress(*progress_columns(), console=err_console, transient=False) as progress:
+        with Progress(*progress_columns(), console=err_console, transient=False, disable=not main) as progress:
             outcome = execute(
                 config,
                 results_dir,
@@ -159,6 +174,31 @@ def run_command(
             )
     except KeyboardInterrupt:
         fail(f"interrupted; the finished epochs are stored in {results_dir}", code=130)
+    if main:
+        show_outcome(outcome)
+
+
+def launch(config, device: str, results_dir: Path, nproc: int) -> None:
+    """This command line again on ``nproc`` processes (:func:`harness.distributed.launch`); a failed process
+    is named in the run's row, which is then ``failed``."""
+    from harness import distributed
+    from harness.results import read_row, table_path
+    from harness.runner import RunOutcome, check_run, record_failure
+
+    config, _ = check_run(config, device)
+    try:
+        distributed.launch(sys.argv[1:], nproc)
+    except distributed.LaunchInterrupted as error:
+        fail(f"interrupted ({error}); the finished epochs are stored in {results_dir}", code=130)
+    except distributed.RankFailed as error:
+        row = record_failure(results_dir, config, f"{error} of {nproc} processes", naming=True)
+        fail(f"run {config.run_id} failed: {row['error']}", code=1)
+    outcome = RunOutcome(read_row(results_dir, "runs", config.run_id), table_path(results_dir, "runs", config.run_id))
+    show_outcome(outcome)
+
+
+def show_outcome(outcome) -> None:
+    """One line: the run's id, accuracies, fit and where it is stored (or that it was already)."""
     row = outcome.row
     if outcome.skipped:
         console.print(f"already completed: run {row['run_id']} in {outcome.path} (use --force to run again)")
