@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from harness.data import DataError
+from harness.errors import DataError
 
 # What Pillow raises for a file it cannot open or decode: OSError (missing, unreadable, unknown
 # format, truncated), EOFError and SyntaxError (malformed streams), ValueError (malformed headers),

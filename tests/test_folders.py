@@ -14,6 +14,7 @@ from harness.config import RunConfig
 from harness.data import DataError, load_dataset, prepare_data
 from harness.plugins.folders import write_image_folder
 from harness.runner import execute
+from harness.sample_images import write_jpeg_tree
 from harness.streaming import MEMORY_BUDGET_ENV, PIXEL_SCALE, WORKERS_ENV, ImageFiles, StreamedBatches
 
 CORRUPTIONS = ["none", "random_labels", "shuffled_pixels", "random_pixels", "gaussian"]
@@ -163,22 +164,25 @@ def test_bad_folder_options_are_refused(tmp_path, option):
 def test_a_corrupt_image_among_a_thousand_ends_the_run_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv(MEMORY_BUDGET_ENV, "0")
     monkeypatch.setenv(WORKERS_ENV, "2")
-    tree = tmp_path / "tree"
-    rng = np.random.default_rng(1)
-    for split, count in (("train", 500), ("val", 20)):
-        for name in ("a", "b"):
-            (tree / split / name).mkdir(parents=True)
-            for index in range(count):
-                pixels = rng.integers(0, 256, size=(10, 10, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tree / split / name / f"{index:04d}.jpg", quality=90)
-    broken = tree / "train" / "b" / "0321.jpg"
-    broken.write_bytes(broken.read_bytes()[:100])
-    config = RunConfig(model="mlp_1x512", dataset=f"folder:{tree},size=8", max_epochs=2)
-    with pytest.raises(DataError, match="0321.jpg") as error:
+    tree = write_jpeg_tree(tmp_path / "tree", classes=2, per_class={"train": 500, "val": 20}, short_side=(40, 48))
+    broken = sorted((tree / "train" / "class1").iterdir())[321]
+    broken.write_bytes(broken.read_bytes()[:200])
+    config = RunConfig(model="mlp_1x512", dataset=f"folder:{tree},size=16", max_epochs=2)
+    with pytest.raises(DataError, match=broken.name) as error:
         execute(config, tmp_path / "results", device="cpu")
     assert "\n" not in str(error.value)
     row = pq.read_table(next((tmp_path / "results" / "runs").glob("*.parquet"))).to_pylist()[0]
-    assert row["status"] == "failed" and "0321.jpg" in row["error"]
+    assert row["status"] == "failed" and broken.name in row["error"]
+
+
+def test_a_run_streams_photographs_and_learns_their_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv(MEMORY_BUDGET_ENV, "0")
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    tree = write_jpeg_tree(tmp_path / "tree", classes=4, per_class={"train": 60, "val": 20}, short_side=(60, 80))
+    config = RunConfig(model="mlp_1x512", dataset=f"folder:{tree},size=32", max_epochs=8, batch_size=32)
+    row = execute(config, tmp_path / "results", device="cpu").row
+    assert row["status"] == "completed" and (row["train_size"], row["test_size"]) == (240, 80)
+    assert row["test_acc"] > 0.5 and row["test_top5"] == 1.0  # chance is 0.25; four classes are all in the top 5
 
 
 def test_an_image_too_small_for_the_model_is_one_line(tmp_path):
