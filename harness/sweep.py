@@ -85,13 +85,14 @@ OPTION_TO_FIELD = {  # `harness run`'s options (snake_case), with --regularizer 
     "precision": "precision",
     "channels_last": "channels_last",
     "compile": "compile",
+    "sync_bn": "sync_bn",
 }
 """Every sweep key and the :class:`~harness.config.RunConfig` field it sets."""
 
 OLD_KEYS = {"epochs": "max_epochs"}
 """Old names of sweep keys, still read (as the command line's old option spellings are)."""
 
-MACHINE_OPTIONS = ("device", "data_root", "results_dir", "force", "log")
+MACHINE_OPTIONS = ("device", "data_root", "results_dir", "force", "log", "nproc_per_node")
 """``harness run``'s options that say where and how to run rather than what: not sweep keys."""
 
 

@@ -4,7 +4,7 @@ A tree holds ``PATH/train/<class>/<image>`` and ``PATH/val/<class>/<image>``; th
 split, and class indices follow the sorted class folder names, which must be the same in both. The
 examples of a split are in ImageFolder's order (class, then file name), or in the order of
 ``PATH/manifest.txt`` when there is one: one path per line, relative to ``PATH`` and starting with
-the split (``train/cat/0001.png``), as ``harness data export --format folder`` writes it.
+the split (``train/cat/0001.png``), as ``harness data export --layout folder`` writes it.
 
 Images are decoded as they are needed (:mod:`harness.streaming`): a tree whose images fit the memory
 budget is read into memory once, a larger one streams from disk. Each image is converted to RGB, its

@@ -34,7 +34,7 @@ def test_bundles_hold_results_tables_only():
     files = [
         p
         for p in BUNDLES.rglob("*")
-        if p.is_file() and not {"checkpoints", INDEX_FOLDER} & set(p.relative_to(BUNDLES).parts)
+        if p.is_file() and not {"checkpoints", "claims", INDEX_FOLDER} & set(p.relative_to(BUNDLES).parts)
     ]
     strays = [
         p for p in files if p.name != BUNDLE_FILE and not (p.suffix == ".parquet" and p.parent.name in all_tables())

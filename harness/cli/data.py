@@ -60,7 +60,7 @@ def preview(
 
 @command(data_app, "export")
 def export(
-    out: Path = typer.Option(..., help="A file: the .npz archive to write; with --format folder, a folder."),
+    out: Path = typer.Option(..., help="A file: the .npz archive to write; with --layout folder, a folder."),
     dataset: str = DatasetOption,
     corruption: str = CorruptionOption,
     corrupt_prob: float = ProbOption,
@@ -68,20 +68,20 @@ def export(
     train_size: int | None = typer.Option(None),
     test_size: int | None = typer.Option(None),
     data_root: Path | None = DataRootOption,
-    output_format: str = typer.Option(
-        "npz", "--format", help="npz: the arrays; folder: the images as loaded, as a PNG tree that folder:PATH reads."
+    layout: str = typer.Option(
+        "npz", help="npz: the arrays; folder: the images as loaded, as a PNG tree that folder:PATH reads."
     ),
 ):
     """Write x_train, y_train, x_test, y_test after corruption, before crop and standardization
     (npz: float32 images in [0, 1], NHWC); or the uncorrupted images as an ImageFolder tree of lossless
-    PNGs with a manifest of their order (folder), which --dataset folder:PATH then trains on."""
-    if output_format not in ("npz", "folder"):
-        raise ConfigError(f"--format must be npz or folder, got '{output_format}'")
-    if output_format == "folder":
+    PNGs with a manifest of their order (--layout folder), which --dataset folder:PATH then trains on."""
+    if layout not in ("npz", "folder"):
+        raise ConfigError(f"--layout must be npz or folder, got '{layout}'")
+    if layout == "folder":
         if corruption != "none":
-            raise ConfigError("--format folder writes the images as loaded: corrupt them in the run (--corruption)")
+            raise ConfigError("--layout folder writes the images as loaded: corrupt them in the run (--corruption)")
         if out.exists() and any(out.iterdir()):
-            raise ConfigError(f"{out} is not empty: --format folder writes a new tree")
+            raise ConfigError(f"{out} is not empty: --layout folder writes a new tree")
         data = first_examples(load_dataset(dataset, data_root), train_size, test_size)
         count = write_image_folder(data, out)
         typer.echo(f"wrote {out}: {count} PNG images; train on them with --dataset folder:{out}")
