@@ -10,6 +10,8 @@ Every task runs one :class:`Pack` of configurations (one run, or several trained
 one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run writes its own
 files into the results folder, so that folder must be visible to every worker. A task first claims
 its runs there (:mod:`harness.claims`), so that two drivers of one sweep never train a run twice.
+With ``nproc_per_node`` N, a task's run is data-parallel: the task claims it and then trains it on N
+processes of its node (:func:`harness.distributed.launch_function`), which claim nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from harness import runner
+from harness import distributed, runner
 from harness.checkpoint import sigterm_as_interrupt
 from harness.claims import claimed, configured_timeout
 from harness.config import RunConfig
@@ -70,6 +72,8 @@ class ExecutorSettings:
     sets the sweep's)."""
     sweep: str | None = None
     """The sweep's name, told to the loggers (:func:`harness.sweep.run_sweep` sets it)."""
+    nproc_per_node: int | None = None
+    """Processes that train each run, data-parallel (``--nproc-per-node``; None: one, alone)."""
     claim_timeout: float = field(default_factory=configured_timeout)
     """Seconds after which a claim without a heartbeat is stale (:func:`harness.claims.configured_timeout`,
     read where the settings are made: the driver)."""
@@ -136,7 +140,11 @@ def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
 def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
     """Run the configurations of ``pack`` (claimed by this task) as ``settings`` say, one Result each; a
     failure is stored as ``failed`` runs and returned, not raised (runs of the pack stored before it
-    keep their results)."""
+    keep their results). With ``settings.nproc_per_node``, the pack's one run is data-parallel
+    (:func:`train_data_parallel`)."""
+    if settings.nproc_per_node:
+        (config,) = pack.configs  # packs and data-parallel runs are exclusive (harness.sweep.run_sweep)
+        return [train_data_parallel(config, settings)]
     landed: dict[str, Result] = {}
 
     def land(config: RunConfig, outcome) -> None:
@@ -158,6 +166,40 @@ def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
         return record_failures(settings.results_dir, pack, f"{type(error).__name__}: {error}", landed)
     return [landed[config.run_id] for config in pack.configs]
+
+
+def train_data_parallel(config: RunConfig, settings: ExecutorSettings) -> Result:
+    """Train ``config`` on ``settings.nproc_per_node`` processes of this node, which share this process's
+    torch threads; a process that failed is named in the run's error, as ``harness run --nproc-per-node``
+    names it."""
+    import torch
+
+    nproc = settings.nproc_per_node
+    threads = max(1, torch.get_num_threads() // nproc)
+    try:
+        outcome = distributed.launch_function(execute_rank, (config, settings, threads), nproc)
+    except distributed.LaunchInterrupted:
+        return Result(config, "interrupted")
+    except distributed.RankFailed as error:
+        row = runner.record_failure(settings.results_dir, config, f"{error} of {nproc} processes", naming=True)
+        return Result(config, "failed", error=row["error"])
+    return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
+
+
+def execute_rank(config: RunConfig, settings: ExecutorSettings, threads: int) -> runner.RunOutcome:
+    """One process of a data-parallel run (:func:`train_data_parallel`), on ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return runner.execute(
+        config,
+        settings.results_dir,
+        data_root=settings.data_root,
+        device=settings.device,
+        resume=settings.resume,
+        log=settings.log,
+        sweep=settings.sweep,
+    )
 
 
 def record_failures(
@@ -229,3 +271,11 @@ def gpu_slots(gpus: list[str], runs_per_gpu: int) -> list[str]:
     if runs_per_gpu < 1:
         raise ExecutorError(f"--runs-per-gpu must be at least 1, got {runs_per_gpu}")
     return [gpu for _ in range(runs_per_gpu) for gpu in gpus]
+
+
+def gpu_groups(gpus: list[str], size: int) -> list[str]:
+    """``gpus`` in consecutive groups of ``size`` (the GPUs of a data-parallel run), each as
+    CUDA_VISIBLE_DEVICES lists them; those left over are not used."""
+    if len(gpus) < size:
+        raise ExecutorError(f"--nproc-per-node {size} needs {size} GPUs, {len(gpus)} visible")
+    return [",".join(gpus[start : start + size]) for start in range(0, len(gpus) - size + 1, size)]

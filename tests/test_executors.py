@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 from harness import sweep
 from harness.cli import create_app
 from harness.config import RunConfig
-from harness.executors import ExecutorError, ExecutorSettings, Pack, gpu_slots, make_executor, parse_option
+from harness.executors import (
+    ExecutorError,
+    ExecutorSettings,
+    Pack,
+    gpu_groups,
+    gpu_slots,
+    make_executor,
+    parse_option,
+)
 from harness.registry import get_registry
 from harness.runner import resolve_config
 from harness.sweep import Sweep, load_sweep, run_sweep, sweep_status
@@ -78,6 +86,13 @@ def test_gpu_slots_spread_runs_over_gpus_first():
     assert gpu_slots(["2", "5"], 3) == ["2", "5", "2", "5", "2", "5"]
     with pytest.raises(ExecutorError, match="at least 1"):
         gpu_slots(["0"], 0)
+
+
+def test_a_data_parallel_run_takes_a_group_of_gpus():
+    assert gpu_groups(["0", "1", "2", "3", "4"], 2) == ["0,1", "2,3"]
+    assert gpu_groups(["3"], 1) == ["3"]
+    with pytest.raises(ExecutorError, match="--nproc-per-node 2 needs 2 GPUs, 1 visible"):
+        gpu_groups(["0"], 2)
 
 
 def test_spec_executor_table_and_the_command_line_that_wins(tmp_path):
