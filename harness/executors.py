@@ -11,7 +11,8 @@ one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run w
 files into the results folder, so that folder must be visible to every worker. A task first claims
 its runs there (:mod:`harness.claims`), so that two drivers of one sweep never train a run twice.
 With ``nproc_per_node`` N, a task's run is data-parallel: the task claims it and then trains it on N
-processes of its node (:func:`harness.distributed.launch_function`), which claim nothing.
+processes of its node (:func:`harness.distributed.launch_function`), which claim nothing. A task that
+is itself one process of a data-parallel run (the tasks of one Slurm job) runs :func:`run_pack_as_rank`.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class Executor(Protocol):
 class RunTask:
     """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed ``settings``.
 
-    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
+    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default). A task
+    that a launcher started as one process of several (:func:`harness.distributed.launched`) runs
+    :func:`run_pack_as_rank`.
     """
 
     settings: ExecutorSettings
@@ -115,7 +118,7 @@ class RunTask:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_pack(pack, self.settings)
+        return (run_pack_as_rank if distributed.launched() else run_pack)(pack, self.settings)
 
 
 def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
@@ -135,6 +138,32 @@ def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
         landed = run_claimed(Pack(tuple(held)), settings)
     mine = {result.config.run_id: result for result in landed}
     return [mine.get(config.run_id) or Result(config, "claimed") for config in pack.configs]
+
+
+def run_pack_as_rank(pack: Pack, settings: ExecutorSettings) -> list[Result]:
+    """The task of one process of a data-parallel run that a launcher started (Slurm's tasks of one job):
+    the processes join, rank 0 claims the run and tells the others whether they train it. Rank 0's
+    Result is the run's; the other processes claim and store nothing, and raise what their training
+    raises."""
+    import torch
+
+    (config,) = pack.configs  # packs and data-parallel runs are exclusive
+    world, device = distributed.join(runner.resolve_device(settings.device))
+    try:
+        with sigterm_as_interrupt(), ExitStack() as claims:
+            held = world.is_main and claims.enter_context(
+                claimed(settings.results_dir, config.run_id, timeout=settings.claim_timeout)
+            )
+            told = torch.tensor([bool(held)], device=device)
+            world.broadcast_from_main(told)
+            if not told.item():
+                return [Result(config, "claimed")]
+            if world.is_main:
+                return run_claimed(pack, settings)
+            outcome = execute_rank(config, settings)
+            return [Result(config, "skipped" if outcome.skipped else "completed", outcome.row)]
+    finally:
+        distributed.leave()
 
 
 def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
@@ -186,11 +215,12 @@ def train_data_parallel(config: RunConfig, settings: ExecutorSettings) -> Result
     return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
 
 
-def execute_rank(config: RunConfig, settings: ExecutorSettings, threads: int) -> runner.RunOutcome:
-    """One process of a data-parallel run (:func:`train_data_parallel`), on ``threads`` torch threads."""
-    import torch
+def execute_rank(config: RunConfig, settings: ExecutorSettings, threads: int | None = None) -> runner.RunOutcome:
+    """One process of a data-parallel run, on ``threads`` torch threads (None: as they are)."""
+    if threads:
+        import torch
 
-    torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
     return runner.execute(
         config,
         settings.results_dir,

@@ -313,26 +313,44 @@ def sweep_spec(path: Path, overrides: str, seeds: tuple[int, ...] = (0,)) -> lis
     return ["sweep", str(path), "--device", "cpu"]
 
 
-@pytest.mark.slow
-def test_a_data_parallel_sweep_stores_the_runs_of_one_process(tmp_path):
-    command = [sys.executable, "-m", "harness", *sweep_spec(tmp_path / "s.toml", SMALL_SWEEP, seeds=(0, 1))]
-    for name, extra in (("two", ["--nproc-per-node", "2"]), ("one", [])):
-        subprocess.run(
-            [*command, *extra, "--results-dir", str(tmp_path / name)], env=ONE_THREAD, check=True, timeout=300
-        )
+def sweep_twice(tmp_path: Path, seeds: tuple[int, ...], *options: str) -> None:
+    """A sweep of SMALL_SWEEP's runs, one per seed, with ``options`` into ``tmp_path/two`` and without into
+    ``tmp_path/one``."""
+    command = [sys.executable, "-m", "harness", *sweep_spec(tmp_path / "s.toml", SMALL_SWEEP, seeds)]
+    for name, extra in (("two", options), ("one", ())):
+        results = ["--results-dir", str(tmp_path / name)]
+        subprocess.run([*command, *extra, *results], env=ONE_THREAD, check=True, timeout=300)
+
+
+def assert_two_processes_stored_the_runs_of_one(tmp_path: Path, count: int) -> None:
+    """``tmp_path/two`` holds ``count`` completed runs of two processes, with the epochs of ``tmp_path/one``'s."""
     runs = {row["run_id"]: row for row in stored_all(tmp_path / "two", "runs")}
     alone = {row["run_id"]: row for row in stored_all(tmp_path / "one", "runs")}
-    assert runs.keys() == alone.keys() and len(runs) == 2
-    assert {row["world_size"] for row in runs.values()} == {2} and {row["status"] for row in runs.values()} == {
-        "completed"
-    }
+    assert runs.keys() == alone.keys() and len(runs) == count
+    assert {(row["world_size"], row["status"]) for row in runs.values()} == {(2, "completed")}
     for run_id in runs:
         epochs, single = (stored(tmp_path / name, "epochs", run_id) for name in ("two", "one"))
         assert [e["step"] for e in epochs] == [e["step"] for e in single] and len(epochs) == 2
         for row, one in zip(epochs, single):
-            for split, count in (("train", 200), ("test", 50)):
+            for split, examples in (("train", 200), ("test", 50)):
                 assert row[f"{split}_loss"] == pytest.approx(one[f"{split}_loss"], rel=1e-5)
-                assert abs(row[f"{split}_acc"] - one[f"{split}_acc"]) * count <= 1 + 1e-9
+                assert abs(row[f"{split}_acc"] - one[f"{split}_acc"]) * examples <= 1 + 1e-9
+    assert not list((tmp_path / "two" / "claims").glob("*.claim"))
+
+
+@pytest.mark.slow
+def test_a_data_parallel_sweep_stores_the_runs_of_one_process(tmp_path):
+    sweep_twice(tmp_path, (0, 1), "--nproc-per-node", "2")
+    assert_two_processes_stored_the_runs_of_one(tmp_path, 2)
+
+
+@pytest.mark.slow
+def test_two_submitit_tasks_train_one_run(tmp_path):
+    """submitit's local processes stand for the tasks of one Slurm job (``tasks_per_node=2``)."""
+    pytest.importorskip("submitit")
+    options = ("cluster=local", "tasks_per_node=2", "cpus_per_task=1")
+    sweep_twice(tmp_path, (0,), "--executor", "submitit", *[f"--executor-option={option}" for option in options])
+    assert_two_processes_stored_the_runs_of_one(tmp_path, 1)
 
 
 @pytest.mark.slow

@@ -243,6 +243,28 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
 
 
 @needs_submitit
+def test_submitit_runs_across_nodes_one_run_a_job_one_gpu_a_task(tmp_path):
+    from submitit.slurm.test_slurm import mocked_slurm
+
+    from harness.plugins.submitit_executor import DataParallelRunTask
+
+    configs = tiny_configs([0, 1])
+    with mocked_slurm():
+        executor = make_executor(
+            "submitit",
+            ExecutorSettings(results_dir=tmp_path, device="cuda"),
+            {"cluster": "slurm", "nodes": 2, "tasks_per_node": 4},
+        )
+        with pytest.raises(ExecutorError, match="packs and data-parallel runs are exclusive"):
+            executor.submit([Pack(tuple(configs))])
+        executor.submit([Pack((config,)) for config in configs])
+        sbatch = next((tmp_path / "logs").rglob("*_submission.sh")).read_text()
+    assert isinstance(executor.task, DataParallelRunTask) and len(executor.jobs) == 2
+    assert "#SBATCH --nodes=2" in sbatch and "#SBATCH --ntasks-per-node=4" in sbatch
+    assert "#SBATCH --gpus-per-node=4" in sbatch
+
+
+@needs_submitit
 def test_a_preempted_submitit_task_is_requeued_with_its_configuration(tmp_path):
     from harness.plugins.submitit_executor import CheckpointableRunTask
 
