@@ -7,13 +7,17 @@ hanging it) and picks the process's device. A :class:`World` says which process 
 batches and evaluated splits into contiguous shards, one per process, without padding.
 
 :func:`launch` starts ``python -m harness ARGS`` on ``nproc`` processes through torch's own launcher
-(``torch.distributed.run``) and names the first process that failed.
+(``torch.distributed.run``), :func:`launch_function` a Python function (``elastic_launch``); both name the
+first process that failed.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -136,20 +140,57 @@ class LaunchInterrupted(Exception):
     """The launcher was stopped (Ctrl-C, SIGTERM) and stopped its processes."""
 
 
-def launch(args: list[str], nproc: int) -> None:
-    """Run ``python -m harness ARGS`` on ``nproc`` processes of this node through ``torch.distributed.run``
-    (a standalone rendezvous on a free port, no restarts). Raises :class:`RankFailed` naming the first
-    process that failed (the launcher then stopped the others), :class:`LaunchInterrupted` when a
-    signal stopped the launcher."""
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals that stop a launcher and, through it, its processes."""
+
+
+@contextmanager
+def failures_named():
+    """Turn the launcher's errors into :class:`RankFailed` (the first process that failed; the launcher
+    then stopped the others) and :class:`LaunchInterrupted` (a signal stopped the launcher). The
+    launcher's own handlers of :data:`STOPPING_SIGNALS` are replaced by the ones before it on leaving."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import main
 
+    handlers = {number: signal.getsignal(number) for number in STOPPING_SIGNALS}
     try:
-        main(["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", "harness", *args])
+        yield
     except ChildFailedError as error:
         rank, failure = error.get_first_failure()
         how = f"signal {failure.signal_name()}" if failure.exitcode < 0 else f"exit code {failure.exitcode}"
         raise RankFailed(rank, how) from None
     except SignalException as error:
         raise LaunchInterrupted(f"launcher stopped by {error.sigval.name}") from None
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def launch(args: list[str], nproc: int) -> None:
+    """Run ``python -m harness ARGS`` on ``nproc`` processes of this node through ``torch.distributed.run``
+    (a standalone rendezvous on a free port, no restarts). Raises :class:`RankFailed` or
+    :class:`LaunchInterrupted` (:func:`failures_named`)."""
+    from torch.distributed.run import main
+
+    with failures_named():
+        main(["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "-m", "harness", *args])
+
+
+def launch_function(function, args: tuple, nproc: int):
+    """``function(*args)`` on ``nproc`` processes of this node (spawned) through torch's ``elastic_launch``,
+    as :func:`launch` runs a command line; what it returned on rank 0. ``function`` and ``args`` must
+    be picklable (``function`` defined at the top of a module)."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=str(uuid.uuid4()),
+        rdzv_backend="c10d",
+        rdzv_endpoint="localhost:0",
+        max_restarts=0,
+        signals_to_handle=",".join(number.name for number in STOPPING_SIGNALS),
+    )
+    with failures_named():
+        return elastic_launch(config, function)(*args)[0]

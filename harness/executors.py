@@ -10,6 +10,9 @@ Every task runs one :class:`Pack` of configurations (one run, or several trained
 one vectorized model, :mod:`harness.packing`) with :class:`RunTask`; every run writes its own
 files into the results folder, so that folder must be visible to every worker. A task first claims
 its runs there (:mod:`harness.claims`), so that two drivers of one sweep never train a run twice.
+With ``nproc_per_node`` N, a task's run is data-parallel: the task claims it and then trains it on N
+processes of its node (:func:`harness.distributed.launch_function`), which claim nothing. A task that
+is itself one process of a data-parallel run (the tasks of one Slurm job) runs :func:`run_pack_as_rank`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from harness import runner
+from harness import distributed, runner
 from harness.checkpoint import sigterm_as_interrupt
 from harness.claims import claimed, configured_timeout
 from harness.config import RunConfig
@@ -70,6 +73,8 @@ class ExecutorSettings:
     sets the sweep's)."""
     sweep: str | None = None
     """The sweep's name, told to the loggers (:func:`harness.sweep.run_sweep` sets it)."""
+    nproc_per_node: int | None = None
+    """Processes that train each run, data-parallel (``--nproc-per-node``; None: one, alone)."""
     claim_timeout: float = field(default_factory=configured_timeout)
     """Seconds after which a claim without a heartbeat is stale (:func:`harness.claims.configured_timeout`,
     read where the settings are made: the driver)."""
@@ -100,7 +105,9 @@ class Executor(Protocol):
 class RunTask:
     """One pack's task, run wherever the executor puts it: :func:`run_pack` with fixed ``settings``.
 
-    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default).
+    ``threads`` sets torch's CPU threads to the CPUs the task was given (None: torch's default). A task
+    that a launcher started as one process of several (:func:`harness.distributed.launched`) runs
+    :func:`run_pack_as_rank`.
     """
 
     settings: ExecutorSettings
@@ -111,7 +118,7 @@ class RunTask:
             import torch
 
             torch.set_num_threads(self.threads)
-        return run_pack(pack, self.settings)
+        return (run_pack_as_rank if distributed.launched() else run_pack)(pack, self.settings)
 
 
 def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
@@ -133,10 +140,40 @@ def run_pack(pack: Pack, settings: ExecutorSettings) -> list[Result]:
     return [mine.get(config.run_id) or Result(config, "claimed") for config in pack.configs]
 
 
+def run_pack_as_rank(pack: Pack, settings: ExecutorSettings) -> list[Result]:
+    """The task of one process of a data-parallel run that a launcher started (Slurm's tasks of one job):
+    the processes join, rank 0 claims the run and tells the others whether they train it. Rank 0's
+    Result is the run's; the other processes claim and store nothing, and raise what their training
+    raises."""
+    import torch
+
+    (config,) = pack.configs  # packs and data-parallel runs are exclusive
+    world, device = distributed.join(runner.resolve_device(settings.device))
+    try:
+        with sigterm_as_interrupt(), ExitStack() as claims:
+            held = world.is_main and claims.enter_context(
+                claimed(settings.results_dir, config.run_id, timeout=settings.claim_timeout)
+            )
+            told = torch.tensor([bool(held)], device=device)
+            world.broadcast_from_main(told)
+            if not told.item():
+                return [Result(config, "claimed")]
+            if world.is_main:
+                return run_claimed(pack, settings)
+            outcome = execute_rank(config, settings)
+            return [Result(config, "skipped" if outcome.skipped else "completed", outcome.row)]
+    finally:
+        distributed.leave()
+
+
 def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
     """Run the configurations of ``pack`` (claimed by this task) as ``settings`` say, one Result each; a
     failure is stored as ``failed`` runs and returned, not raised (runs of the pack stored before it
-    keep their results)."""
+    keep their results). With ``settings.nproc_per_node``, the pack's one run is data-parallel
+    (:func:`train_data_parallel`)."""
+    if settings.nproc_per_node:
+        (config,) = pack.configs  # packs and data-parallel runs are exclusive (harness.sweep.run_sweep)
+        return [train_data_parallel(config, settings)]
     landed: dict[str, Result] = {}
 
     def land(config: RunConfig, outcome) -> None:
@@ -158,6 +195,41 @@ def run_claimed(pack: Pack, settings: ExecutorSettings) -> list[Result]:
     except Exception as error:  # noqa: BLE001 -- a failed run is recorded and the sweep goes on
         return record_failures(settings.results_dir, pack, f"{type(error).__name__}: {error}", landed)
     return [landed[config.run_id] for config in pack.configs]
+
+
+def train_data_parallel(config: RunConfig, settings: ExecutorSettings) -> Result:
+    """Train ``config`` on ``settings.nproc_per_node`` processes of this node, which share this process's
+    torch threads; a process that failed is named in the run's error, as ``harness run --nproc-per-node``
+    names it."""
+    import torch
+
+    nproc = settings.nproc_per_node
+    threads = max(1, torch.get_num_threads() // nproc)
+    try:
+        outcome = distributed.launch_function(execute_rank, (config, settings, threads), nproc)
+    except distributed.LaunchInterrupted:
+        return Result(config, "interrupted")
+    except distributed.RankFailed as error:
+        row = runner.record_failure(settings.results_dir, config, f"{error} of {nproc} processes", naming=True)
+        return Result(config, "failed", error=row["error"])
+    return Result(config, "skipped" if outcome.skipped else "completed", outcome.row)
+
+
+def execute_rank(config: RunConfig, settings: ExecutorSettings, threads: int | None = None) -> runner.RunOutcome:
+    """One process of a data-parallel run, on ``threads`` torch threads (None: as they are)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return runner.execute(
+        config,
+        settings.results_dir,
+        data_root=settings.data_root,
+        device=settings.device,
+        resume=settings.resume,
+        log=settings.log,
+        sweep=settings.sweep,
+    )
 
 
 def record_failures(
@@ -229,3 +301,11 @@ def gpu_slots(gpus: list[str], runs_per_gpu: int) -> list[str]:
     if runs_per_gpu < 1:
         raise ExecutorError(f"--runs-per-gpu must be at least 1, got {runs_per_gpu}")
     return [gpu for _ in range(runs_per_gpu) for gpu in gpus]
+
+
+def gpu_groups(gpus: list[str], size: int) -> list[str]:
+    """``gpus`` in consecutive groups of ``size`` (the GPUs of a data-parallel run), each as
+    CUDA_VISIBLE_DEVICES lists them; those left over are not used."""
+    if len(gpus) < size:
+        raise ExecutorError(f"--nproc-per-node {size} needs {size} GPUs, {len(gpus)} visible")
+    return [",".join(gpus[start : start + size]) for start in range(0, len(gpus) - size + 1, size)]

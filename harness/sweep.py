@@ -251,8 +251,14 @@ def run_sweep(
     of them) and the summary says ``interrupted``; running the sweep again resumes it (interrupted
     runs from their checkpoints).
     A run that another driver claimed (:mod:`harness.claims`) is reported as ``claimed``, left to it.
+    With ``settings.nproc_per_node`` N, every task trains its run data-parallel on N processes (no packs).
     """
     check_loggers(sweep.log)
+    if sweep.pack > 1 and settings.nproc_per_node:
+        raise ConfigError(
+            "packs and data-parallel runs are exclusive: a pack trains in one process (leave out --pack "
+            "or --nproc-per-node)"
+        )
     settings = replace(settings, log=tuple(sweep.log), sweep=sweep.name)
     summary = SweepSummary()
 

@@ -18,6 +18,7 @@ from harness.executors import (
     Pack,
     Result,
     check_options,
+    gpu_groups,
     gpu_slots,
     record_failures,
     task_for,
@@ -58,8 +59,9 @@ class LocalExecutor:
     ``jobs`` is 1.
 
     With ``--device cuda``, one worker per GPU slot: every visible GPU ``runs_per_gpu`` times,
-    each worker seeing only its own GPU. Ctrl-C in a terminal reaches the workers too (same
-    process group): each stores its run as interrupted; queued runs are cancelled.
+    each worker seeing only its own GPU; with ``nproc_per_node`` N, one worker per N GPUs, each
+    run data-parallel on them. Ctrl-C in a terminal reaches the workers too (same process group):
+    each stores its run as interrupted; queued runs are cancelled.
     """
 
     def __init__(self, settings: ExecutorSettings, **options):
@@ -67,6 +69,8 @@ class LocalExecutor:
         self.settings = settings
         self.task = task_for(settings)
         gpus = visible_gpus() if settings.device == "cuda" else []
+        if gpus and settings.nproc_per_node:
+            gpus = gpu_groups(gpus, settings.nproc_per_node)
         slots = gpu_slots(gpus, settings.runs_per_gpu) if gpus else []
         self.workers = len(slots) or settings.jobs
         self.inline: list[Pack] = []

@@ -5,6 +5,11 @@ Options are submitit's own (``timeout_min``, ``gpus_per_node``, ``cpus_per_task`
 ``local`` for submitit's local processes; default: what submitit detects). Job logs go to
 ``RESULTS/logs/<job id>/``. A job that Slurm preempts or times out is requeued through
 submitit's checkpointing protocol and resumes from its run's last checkpoint.
+
+With ``nodes`` × ``tasks_per_node`` above 1, every job is one data-parallel run over that many
+processes (one GPU each on CUDA: ``gpus_per_node`` is ``tasks_per_node`` unless given): each task
+exports torch.distributed's environment (rank, world size, master address) and trains its shard,
+and only rank 0 claims and stores the run.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 
 import submitit
 from submitit.core import plugins
-from submitit.helpers import Checkpointable
+from submitit.helpers import Checkpointable, TorchDistributedEnvironment
 
 from harness.executors import (
     ExecutorError,
@@ -32,6 +37,14 @@ POLL_SECONDS = 0.5
 
 class CheckpointableRunTask(RunTask, Checkpointable):
     """A run's task that submitit requeues on preemption or timeout (the run resumes from its checkpoint)."""
+
+
+class DataParallelRunTask(CheckpointableRunTask):
+    """A run's task on every Slurm task of its job: one process of a data-parallel run over them all."""
+
+    def __call__(self, pack: Pack) -> list[Result]:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # LOCAL_RANK picks the GPU
+        return super().__call__(pack)
 
 
 def known_options() -> set[str]:
@@ -52,8 +65,9 @@ class SubmititExecutor:
         check_options("submitit", options, known_options())
         self.settings = settings
         cluster = options.pop("cluster", None)
+        self.processes = options.get("nodes", 1) * options.get("tasks_per_node", 1)
         if settings.device == "cuda":
-            options.setdefault("gpus_per_node", 1)
+            options.setdefault("gpus_per_node", options.get("tasks_per_node", 1))
         try:
             self.executor = submitit.AutoExecutor(folder=settings.log_dir / "%j", cluster=cluster)
             self.executor.update_parameters(**options)
@@ -64,11 +78,17 @@ class SubmititExecutor:
         local = self.executor.cluster == "local"
         self.limit = settings.jobs if local else None
         threads = options.get("cpus_per_task") or (max(1, (os.cpu_count() or 1) // settings.jobs) if local else None)
-        self.task = CheckpointableRunTask(**vars(task_for(settings, threads)))
+        task = DataParallelRunTask if self.processes > 1 else CheckpointableRunTask
+        self.task = task(**vars(task_for(settings, threads)))
         self.waiting: list[Pack] = []
         self.jobs: dict[submitit.Job, Pack] = {}
 
     def submit(self, packs: list[Pack]) -> None:
+        if self.processes > 1 and any(len(pack) > 1 for pack in packs):
+            raise ExecutorError(
+                "packs and data-parallel runs are exclusive: a pack trains in one process (leave out --pack "
+                "or set nodes and tasks_per_node to 1)"
+            )
         self.waiting.extend(packs)
         self.fill()
 
@@ -95,7 +115,7 @@ class SubmititExecutor:
 
     def collect(self, job: submitit.Job, pack: Pack) -> list[Result]:
         try:
-            return job.result()
+            return job.results()[0]  # task 0's: rank 0 of a data-parallel run
         except Exception as error:  # noqa: BLE001 -- a lost job is recorded as failed, retried next sweep
             reason = str(error).strip().splitlines()
             return record_failures(

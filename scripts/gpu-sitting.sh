@@ -23,7 +23,8 @@
 #                                               checkout and say what to commit
 #
 # Call K's work: call 1 the GPU tests, Table 3 on MNIST and the GPU kernel benchmark; call 2 the packed
-# training throughput benchmark (call 1 when there are fewer than 3 calls); the last call the sweeps.
+# training throughput benchmark and the data-parallel overhead on one GPU (call 1 when there are fewer
+# than 3 calls); the last call the sweeps.
 #
 # Settings (environment), with their defaults:
 #   SITTING_CALL_LIMIT_BYTES=67108864  what one call may carry: the tree and its carried paths (64 MiB)
@@ -39,9 +40,10 @@
 #                                      of the `sweeps` command)
 #   SITTING_SWEEP_OPTIONS="--pack 16"  added to every `harness sweep` of the sitting
 #   SITTING_TESTS_S=90 SITTING_MNIST_S=120 SITTING_KERNEL_BENCH_S=90 SITTING_THROUGHPUT_S=180
-#   SITTING_DESIGN_CARD_S=90           the longest each of the other tasks may run
+#   SITTING_DESIGN_CARD_S=90 SITTING_DDP_OVERHEAD_S=60
+#                                      the longest each of the other tasks may run
 #   SITTING_SKIP=""                    tasks not to run: gpu-tests table3-mnist gpu-kernel-solver
-#                                      pack-throughput design-card sweeps
+#                                      pack-throughput ddp-overhead design-card sweeps
 #   SITTING_MIN_TASK_S=20              a task with less time left than this is not started
 #   SITTING_KERNEL_BENCH_ARGS=""       added to benchmarks/gpu_kernel_solver.py
 #   SITTING_THROUGHPUT_ARGS="--device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64
@@ -112,7 +114,7 @@ checkpoint_bytes() {
 call_work() { # K N: what call K of N does
     local k=$1 n=$2 work=()
     ((k == 1)) && work+=("GPU tests, Table 3 on MNIST, GPU kernel benchmark")
-    ((k == (n >= 3 ? 2 : 1))) && work+=("training throughput benchmark")
+    ((k == (n >= 3 ? 2 : 1))) && work+=("training throughput benchmark, data-parallel overhead on one GPU")
     ((k == n)) && work+=("the design card's run, then the sweeps into $BUNDLE until the time budget is spent, then Table 3 on CIFAR-10")
     ((${#work[@]})) || work+=("nothing: it carries its part")
     local IFS=";"
@@ -495,6 +497,8 @@ do_work() { # K N
         local args=()
         read -r -a args <<<"${SITTING_THROUGHPUT_ARGS---device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64 --alone-runs 4 --options tf32 bf16 bf16+channels_last compile}"
         run_task pack-throughput "${SITTING_THROUGHPUT_S:-180}" "$PY" benchmarks/pack_throughput.py "${args[@]}"
+        # A data-parallel run of world size 1 (nccl) against a plain one (goal: at most 3 % slower).
+        run_task ddp-overhead "${SITTING_DDP_OVERHEAD_S:-60}" bash benchmarks/ddp_overhead_gpu.sh "$PY"
     fi
     if ((k == n)); then
         if [[ -f $HARNESS_DATA_ROOT/cifar10/train.npz || -d $HARNESS_DATA_ROOT/cifar-10-batches-py ]]; then

@@ -27,7 +27,7 @@
 #                      (default: this checkout's .venv/bin/python, else python3); the project is
 #                      installed from this checkout if that Python does not import it from here
 #   SITTING_SKIP       tasks not to run: gpu-tests table3-mnist gpu-kernel-solver pack-throughput
-#                      design-card sweeps
+#                      ddp-overhead design-card sweeps
 #   SITTING_BUNDLE     the bundle to fill (default reproduction/h200)
 #   the tasks' caps and the sweeps' options: see scripts/gpu-sitting.sh --help, whose `step all`
 #   this runs (the maintainers' tool that also runs the same tasks over size-limited calls)

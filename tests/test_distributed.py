@@ -97,8 +97,8 @@ def one_process(tmp_path_factory) -> tuple[Path, dict]:
     return out, states
 
 
-def stored(results: Path, table: str) -> list[dict]:
-    return pq.read_table(next((results / table).glob("*.parquet"))).to_pylist()
+def stored(results: Path, table: str, run_id: str = "") -> list[dict]:
+    return pq.read_table(next((results / table).glob(f"{run_id}*.parquet"))).to_pylist()
 
 
 @pytest.mark.parametrize("name", ["mlp", "alexnet"])
@@ -237,11 +237,11 @@ def descendants(ancestor: int) -> dict[int, list[str]]:
     return found
 
 
-def launch_endless(results: Path) -> subprocess.Popen:
-    """``harness run --nproc-per-node 2`` of a run that goes on until it is stopped, once its first epoch
-    is stored in a checkpoint."""
+def launch_endless(results: Path, command: list[str] = (*COMMAND, *ENDLESS)) -> subprocess.Popen:
+    """``harness COMMAND --nproc-per-node 2`` (by default a run that goes on until it is stopped), once its
+    first epoch is stored in a checkpoint."""
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "harness", *COMMAND, *ENDLESS, "--nproc-per-node", "2", "--results-dir", str(results)],
+        [sys.executable, "-m", "harness", *command, "--nproc-per-node", "2", "--results-dir", str(results)],
         env=ONE_THREAD,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -255,6 +255,14 @@ def launch_endless(results: Path) -> subprocess.Popen:
     return launcher
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists, and is no zombie waiting for its parent to collect it."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def ended(launcher: subprocess.Popen, timeout: float) -> str:
     """What the launcher printed, once it ended within ``timeout`` seconds, having ended every process it
     started; whatever is left of them is killed."""
@@ -262,7 +270,7 @@ def ended(launcher: subprocess.Popen, timeout: float) -> str:
     try:
         output = launcher.communicate(timeout=timeout)[0]
         time.sleep(1)
-        assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "a process outlived the launcher"
+        assert not [pid for pid in workers if running(pid)], "a process outlived the launcher"
         return output
     finally:
         for pid in [launcher.pid, *workers]:
@@ -291,3 +299,107 @@ def test_sigterm_interrupts_every_process_and_keeps_the_checkpoint(tmp_path):
     row = stored(tmp_path, "runs")[0]
     assert row["status"] == "interrupted" and row["epochs"] >= 1 and row["world_size"] == 2
     assert len(list((tmp_path / "checkpoints").glob("*.pt"))) == 1
+
+
+SWEEP = 'plugin = "mlp_1x512"\ndataset = "digits"\ncorruption = "random_labels"\ntest_size = 50\n'
+"""The overrides of COMMAND's runs in a sweep spec; SMALL_SWEEP and ENDLESS_SWEEP add SMALL's and ENDLESS's."""
+SMALL_SWEEP = SWEEP + "train_size = 200\nbatch_size = 32\nmax_epochs = 2\n"
+ENDLESS_SWEEP = SWEEP + "train_size = 1000\nmax_epochs = 1000\nlr = 1e-6\n"
+
+
+def sweep_spec(path: Path, overrides: str, seeds: tuple[int, ...] = (0,)) -> list[str]:
+    """``sweep SPEC --device cpu`` of a spec of ``overrides``, one run per seed."""
+    path.write_text(f"[grid]\nseed = {list(seeds)}\n[overrides]\n{overrides}")
+    return ["sweep", str(path), "--device", "cpu"]
+
+
+def sweep_twice(tmp_path: Path, seeds: tuple[int, ...], *options: str) -> None:
+    """A sweep of SMALL_SWEEP's runs, one per seed, with ``options`` into ``tmp_path/two`` and without into
+    ``tmp_path/one``."""
+    command = [sys.executable, "-m", "harness", *sweep_spec(tmp_path / "s.toml", SMALL_SWEEP, seeds)]
+    for name, extra in (("two", options), ("one", ())):
+        results = ["--results-dir", str(tmp_path / name)]
+        subprocess.run([*command, *extra, *results], env=ONE_THREAD, check=True, timeout=300)
+
+
+def assert_two_processes_stored_the_runs_of_one(tmp_path: Path, count: int) -> None:
+    """``tmp_path/two`` holds ``count`` completed runs of two processes, with the epochs of ``tmp_path/one``'s."""
+    runs = {row["run_id"]: row for row in stored_all(tmp_path / "two", "runs")}
+    alone = {row["run_id"]: row for row in stored_all(tmp_path / "one", "runs")}
+    assert runs.keys() == alone.keys() and len(runs) == count
+    assert {(row["world_size"], row["status"]) for row in runs.values()} == {(2, "completed")}
+    for run_id in runs:
+        epochs, single = (stored(tmp_path / name, "epochs", run_id) for name in ("two", "one"))
+        assert [e["step"] for e in epochs] == [e["step"] for e in single] and len(epochs) == 2
+        for row, one in zip(epochs, single):
+            for split, examples in (("train", 200), ("test", 50)):
+                assert row[f"{split}_loss"] == pytest.approx(one[f"{split}_loss"], rel=1e-5)
+                assert abs(row[f"{split}_acc"] - one[f"{split}_acc"]) * examples <= 1 + 1e-9
+    assert not list((tmp_path / "two" / "claims").glob("*.claim"))
+
+
+@pytest.mark.slow
+def test_a_data_parallel_sweep_stores_the_runs_of_one_process(tmp_path):
+    sweep_twice(tmp_path, (0, 1), "--nproc-per-node", "2")
+    assert_two_processes_stored_the_runs_of_one(tmp_path, 2)
+
+
+@pytest.mark.slow
+def test_two_submitit_tasks_train_one_run(tmp_path):
+    """submitit's local processes stand for the tasks of one Slurm job (``tasks_per_node=2``)."""
+    pytest.importorskip("submitit")
+    options = ("cluster=local", "tasks_per_node=2", "cpus_per_task=1")
+    sweep_twice(tmp_path, (0,), "--executor", "submitit", *[f"--executor-option={option}" for option in options])
+    assert_two_processes_stored_the_runs_of_one(tmp_path, 1)
+
+
+@pytest.mark.slow
+def test_a_dying_process_fails_the_sweeps_run_naming_its_rank(tmp_path):
+    launcher = launch_endless(tmp_path, sweep_spec(tmp_path / "s.toml", ENDLESS_SWEEP))
+    spawned = [pid for pid, env in descendants(launcher.pid).items() if "spawn_main" in cmdline(pid)]
+    second = max(spawned, key=lambda pid: (started(pid), pid))  # ranks start in order: the last is rank 1
+    os.kill(second, signal.SIGKILL)
+    output = ended(launcher, timeout=60)
+    assert launcher.returncode == 1, output
+    row = stored(tmp_path, "runs")[0]
+    assert row["status"] == "failed" and row["error"].startswith("rank 1 failed (signal SIGKILL) of 2 processes")
+    assert "rank 1 failed" in output and not list((tmp_path / "claims").glob("*"))
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_every_process_of_a_sweep(tmp_path):
+    launcher = launch_endless(tmp_path, sweep_spec(tmp_path / "s.toml", ENDLESS_SWEEP))
+    launcher.send_signal(signal.SIGTERM)
+    output = ended(launcher, timeout=60)
+    assert launcher.returncode == 130, output
+    row = stored(tmp_path, "runs")[0]
+    assert row["status"] == "interrupted" and row["epochs"] >= 1 and row["world_size"] == 2
+
+
+def test_packs_of_a_data_parallel_sweep_are_refused(tmp_path):
+    from typer.testing import CliRunner
+
+    from harness.cli import create_app
+
+    spec = sweep_spec(tmp_path / "s.toml", SMALL_SWEEP, seeds=(0, 1))
+    result = CliRunner().invoke(
+        create_app(), [*spec, "--pack", "2", "--nproc-per-node", "2", "--results-dir", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "packs and data-parallel runs are exclusive" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode()
+    except OSError:
+        return ""
+
+
+def started(pid: int) -> int:
+    """When the process started, in clock ticks since boot."""
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def stored_all(results: Path, table: str) -> list[dict]:
+    return [row for path in sorted((results / table).glob("*.parquet")) for row in pq.read_table(path).to_pylist()]

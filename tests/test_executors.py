@@ -13,7 +13,15 @@ from typer.testing import CliRunner
 from harness import sweep
 from harness.cli import create_app
 from harness.config import RunConfig
-from harness.executors import ExecutorError, ExecutorSettings, Pack, gpu_slots, make_executor, parse_option
+from harness.executors import (
+    ExecutorError,
+    ExecutorSettings,
+    Pack,
+    gpu_groups,
+    gpu_slots,
+    make_executor,
+    parse_option,
+)
 from harness.registry import get_registry
 from harness.runner import resolve_config
 from harness.sweep import Sweep, load_sweep, run_sweep, sweep_status
@@ -78,6 +86,13 @@ def test_gpu_slots_spread_runs_over_gpus_first():
     assert gpu_slots(["2", "5"], 3) == ["2", "5", "2", "5", "2", "5"]
     with pytest.raises(ExecutorError, match="at least 1"):
         gpu_slots(["0"], 0)
+
+
+def test_a_data_parallel_run_takes_a_group_of_gpus():
+    assert gpu_groups(["0", "1", "2", "3", "4"], 2) == ["0,1", "2,3"]
+    assert gpu_groups(["3"], 1) == ["3"]
+    with pytest.raises(ExecutorError, match="--nproc-per-node 2 needs 2 GPUs, 1 visible"):
+        gpu_groups(["0"], 2)
 
 
 def test_spec_executor_table_and_the_command_line_that_wins(tmp_path):
@@ -225,6 +240,28 @@ def test_submitit_slurm_submits_one_array_with_the_gpus_a_run_needs(tmp_path):
     assert "#SBATCH --gpus-per-node=1" in sbatch and "#SBATCH --time=30" in sbatch
     assert f"#SBATCH --output={tmp_path}/logs/" in sbatch
     assert "#SBATCH --signal=USR2@90" in sbatch  # submitit's warning before a timeout: checkpoint and requeue
+
+
+@needs_submitit
+def test_submitit_runs_across_nodes_one_run_a_job_one_gpu_a_task(tmp_path):
+    from submitit.slurm.test_slurm import mocked_slurm
+
+    from harness.plugins.submitit_executor import DataParallelRunTask
+
+    configs = tiny_configs([0, 1])
+    with mocked_slurm():
+        executor = make_executor(
+            "submitit",
+            ExecutorSettings(results_dir=tmp_path, device="cuda"),
+            {"cluster": "slurm", "nodes": 2, "tasks_per_node": 4},
+        )
+        with pytest.raises(ExecutorError, match="packs and data-parallel runs are exclusive"):
+            executor.submit([Pack(tuple(configs))])
+        executor.submit([Pack((config,)) for config in configs])
+        sbatch = next((tmp_path / "logs").rglob("*_submission.sh")).read_text()
+    assert isinstance(executor.task, DataParallelRunTask) and len(executor.jobs) == 2
+    assert "#SBATCH --nodes=2" in sbatch and "#SBATCH --ntasks-per-node=4" in sbatch
+    assert "#SBATCH --gpus-per-node=4" in sbatch
 
 
 @needs_submitit

@@ -276,6 +276,7 @@ TASKS = [
     "table3-mnist",
     "gpu-kernel-solver",
     "pack-throughput",
+    "ddp-overhead",
     "design-card",
     "sweep-table1",
     "sweep-fig2b",
@@ -324,8 +325,8 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
     tasks = tasks_run(far)
     assert [line.split("\t")[0] for line in tasks] == TASKS
     assert tasks[2].endswith("skipped (SITTING_SKIP)")
-    assert tasks[5].split("\t")[1] == "124" and "stopped at its time limit" in tasks[5]
-    assert all(line.endswith("not started: the time budget was spent") for line in tasks[6:])
+    assert tasks[6].split("\t")[1] == "124" and "stopped at its time limit" in tasks[6]
+    assert all(line.endswith("not started: the time budget was spent") for line in tasks[7:])
     calls = log.read_text()
     assert "python -m pytest -m gpu -q -rA" in calls
     assert (
@@ -334,6 +335,11 @@ def test_one_machine_runs_every_task_in_order_and_stops_the_sweeps_at_their_budg
     )
     assert (
         "python benchmarks/pack_throughput.py --device cuda --models mlp_1x512 alexnet inception --packs 1 4 16 64"
+        in calls
+    )
+    assert "python benchmarks/ddp_allreduce.py --device cuda" in calls
+    assert (
+        "python -m torch.distributed.run --standalone --nproc-per-node 1 benchmarks/ddp_allreduce.py --device cuda"
         in calls
     )
     assert "harness run --plugin alexnet --corruption shuffled_pixels --device cuda --results-dir" in calls

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import HarnessError
 from harness.registry import get_registry
@@ -74,8 +75,8 @@ def wide_console() -> Console:
 
 
 def fail(message: str, code: int = 2):
-    """Print one error line and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print one error line (``message`` as plain text: its brackets are no markup) and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -181,5 +182,5 @@ NprocPerNodeOption = typer.Option(
     None,
     "--nproc-per-node",
     min=1,
-    help="Train each run data-parallel on N processes of this node (torch.distributed.run; one GPU each on CUDA).",
+    help="Train each run data-parallel on N processes of this node (torch's launcher; one GPU each on CUDA).",
 )

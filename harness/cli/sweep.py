@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from harness.cli.common import (
@@ -14,6 +15,7 @@ from harness.cli.common import (
     DataRootOption,
     DeviceOption,
     LogOption,
+    NprocPerNodeOption,
     PackOption,
     PrecisionOption,
     ResultsDirOption,
@@ -51,8 +53,12 @@ def sweep_command(
     precision: str | None = PrecisionOption,
     channels_last: bool | None = ChannelsLastOption,
     compile: bool | None = CompileOption,
+    nproc_per_node: int | None = NprocPerNodeOption,
 ):
-    """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes."""
+    """Run every configuration of a sweep spec not yet completed; Ctrl-C cancels, running it again resumes.
+
+    With --nproc-per-node N every run is data-parallel on N processes (N GPUs on CUDA): --jobs J
+    trains J runs at once on the CPU, J × N processes in all."""
     sweep = (
         load_sweep(spec)
         .with_command_line(executor, executor_option, log, pack)
@@ -64,6 +70,7 @@ def sweep_command(
         return
     note_packing_on_cpu(sweep.pack, device)
     packed = f" in packs of {sweep.pack}" if sweep.pack > 1 else ""
+    packed += f" of {nproc_per_node} processes each" if nproc_per_node else ""
     console.print(
         f"sweep {spec}: {len(sweep.configs)} runs{packed} on {sweep.executor} -> {results_dir}", highlight=False
     )
@@ -87,11 +94,12 @@ def sweep_command(
             jobs=jobs,
             runs_per_gpu=runs_per_gpu,
             resume=not no_resume,
+            nproc_per_node=nproc_per_node,
         )
         summary = run_sweep(sweep, settings, on_result=on_result, on_progress=on_progress)
     for result in summary.failed:
         err_console.print(
-            f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {result.error}",
+            f"[red]failed:[/] {describe(result.config)} ({result.config.run_id}): {escape(result.error)}",
             highlight=False,
             soft_wrap=True,
         )
@@ -130,7 +138,7 @@ def format_result(result: Result) -> str:
     """One line per finished run."""
     label = describe(result.config)
     if result.status == "failed":
-        return f"[red]✗[/] {label}: {result.error}"
+        return f"[red]✗[/] {label}: {escape(result.error)}"
     if result.status == "interrupted":
         return f"[yellow]![/] {label}: interrupted"
     if result.status == "claimed":
