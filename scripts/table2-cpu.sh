@@ -15,4 +15,4 @@ if [ ! -f "$tree_root/cifar10-png/manifest.txt" ]; then
     $harness data export --layout folder --dataset cifar10 --train-size 5000 --test-size 1000 --out "$tree_root/cifar10-png"
 fi
 $harness sweep sweeps/table2-cpu.toml --results-dir "$results" --data-root "$tree_root"
-$harness report table2 --results-dir "$results" --model mlp_1x512 --dataset "folder:cifar10-png,size=32,crop=28"
+$harness report table2 --results-dir "$results" --plugin mlp_1x512 --dataset "folder:cifar10-png,size=32,crop=28"
