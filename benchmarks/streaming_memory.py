@@ -35,7 +35,9 @@ print(row["train_size"], row["wall_seconds"], resource.getrusage(resource.RUSAGE
 def peak(dataset: str, results: Path, budget_gb: str, workers: int) -> tuple[int, float, float]:
     """(training images, seconds, peak GiB) of one run in a fresh process."""
     env = {**os.environ, "HARNESS_MEMORY_BUDGET_GB": budget_gb, "HARNESS_DATA_WORKERS": str(workers)}
-    out = subprocess.run([sys.executable, "-c", RUN, dataset, str(results)], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RUN, dataset, str(results)], env=env, check=True, capture_output=True, text=True
+    )
     images, seconds, gib = out.stdout.split()[-3:]
     return int(images), float(seconds), float(gib)
 
@@ -43,7 +45,9 @@ def peak(dataset: str, results: Path, budget_gb: str, workers: int) -> tuple[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="Training images of each tree.")
-    parser.add_argument("--side", type=int, default=32, help="Pixels of the images' shorter side, and of the model input.")
+    parser.add_argument(
+        "--side", type=int, default=32, help="Pixels of the images' shorter side, and of the model input."
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--folder", type=Path, help="Where the trees go (kept); default a temporary folder.")
     args = parser.parse_args()
@@ -53,7 +57,12 @@ def main() -> None:
         for size in (int(text) for text in args.sizes.split(",")):
             tree = folder / f"tree-{size}"
             if not (tree / "val").is_dir():
-                write_jpeg_tree(tree, classes=CLASSES, per_class={"train": size // CLASSES, "val": 10}, short_side=(args.side, args.side + 8))
+                write_jpeg_tree(
+                    tree,
+                    classes=CLASSES,
+                    per_class={"train": size // CLASSES, "val": 10},
+                    short_side=(args.side, args.side + 8),
+                )
             dataset = f"folder:{tree},size={args.side}"
             for way, budget in (("streamed", "0"), ("in memory", "1000")):
                 images, seconds, gib = peak(dataset, Path(scratch) / "results", budget, args.workers)

@@ -104,7 +104,9 @@ def read_all(images: np.ndarray | ImageFiles) -> np.ndarray:
     return np.concatenate(batches) if batches else images.read()
 
 
-def transform_images(images: np.ndarray | ImageFiles, transform: ExampleTransform, split: str) -> np.ndarray | ImageFiles:
+def transform_images(
+    images: np.ndarray | ImageFiles, transform: ExampleTransform, split: str
+) -> np.ndarray | ImageFiles:
     """``images`` of ``split`` through a per-example corruption: at once for arrays (by chunks), as they
     are read for files; either way each image is transformed as a function of itself and its index."""
     if isinstance(images, ImageFiles):

@@ -132,7 +132,9 @@ def estimate(
     )
     torch_device = resolve_device(device)
     check_writable(Path(results_dir))
-    data = prepare_data(config.dataset, seed=config.seed, train_size=config.n, test_size=1, root=data_root, streaming=False)
+    data = prepare_data(
+        config.dataset, seed=config.seed, train_size=config.n, test_size=1, root=data_root, streaming=False
+    )
     started_at, start = datetime.now(UTC), time.perf_counter()
     trials = []
     for trial in range(config.trials):

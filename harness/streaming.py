@@ -136,7 +136,9 @@ def memory_budget() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
 
 
-def read_batches(files: ImageFiles, batches: Sequence[np.ndarray], *, pin_memory: bool = False) -> Iterator[torch.Tensor]:
+def read_batches(
+    files: ImageFiles, batches: Sequence[np.ndarray], *, pin_memory: bool = False
+) -> Iterator[torch.Tensor]:
     """The batches of ``files`` at each array of positions of ``batches``, in order, read ahead by
     :func:`data_workers` processes (uint8 or float32, (B, H, W, C), as :meth:`ImageFiles.read`)."""
     workers = data_workers()

@@ -148,7 +148,10 @@ def load_torchvision_named(root: Path, download: bool, argument: str) -> ImageDa
         options[key] = value
     dataset_class = torchvision_dataset_class(name)
     try:
-        splits = [dataset_class(root=str(root), download=download, **split_arguments(dataset_class, train)) for train in (True, False)]
+        splits = [
+            dataset_class(root=str(root), download=download, **split_arguments(dataset_class, train))
+            for train in (True, False)
+        ]
     except DataError:
         raise
     except Exception as error:  # torchvision raises RuntimeError when the files are absent, URLError offline

@@ -75,7 +75,9 @@ def images_of(folder: Path) -> list[str]:
     return names
 
 
-def split_examples(tree: Path, folder: str, classes: list[str], manifest: list[str] | None) -> tuple[list[str], np.ndarray]:
+def split_examples(
+    tree: Path, folder: str, classes: list[str], manifest: list[str] | None
+) -> tuple[list[str], np.ndarray]:
     """(paths relative to ``tree``, labels) of one split, in the manifest's order or ImageFolder's."""
     index = {name: label for label, name in enumerate(classes)}
     if manifest is None:
@@ -109,7 +111,11 @@ def image_folder(tree: Path, *, name: str, size: int, crop: int | None, standard
         ]
         raise DataError(f"{tree}: train and val must have the same class folders ({'; '.join(only)})")
     manifest_path = tree / MANIFEST
-    manifest = [line.strip() for line in manifest_path.read_text().splitlines() if line.strip()] if manifest_path.exists() else None
+    manifest = (
+        [line.strip() for line in manifest_path.read_text().splitlines() if line.strip()]
+        if manifest_path.exists()
+        else None
+    )
     splits = {}
     for split, folder in SPLIT_FOLDERS.items():
         paths, labels = split_examples(tree, folder, classes, manifest)

@@ -51,4 +51,3 @@ def inception_v3(input_shape: tuple[int, int, int], num_classes: int, dropout: f
 def register_models(register):
     register("resnet18", resnet18, default_lr=0.1)
     register("inception_v3", inception_v3, default_lr=0.1)
-

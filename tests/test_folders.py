@@ -29,7 +29,9 @@ def cifar_tree(tmp_path_factory) -> tuple[Path, Path]:
         pytest.skip(f"CIFAR-10 not found under HARNESS_DATA_ROOT ({root})")
     tree = tmp_path_factory.mktemp("cifar10-png")
     data = load_dataset("cifar10", root, download=False)
-    small = data.replace(x_train=data.x_train[:TRAIN], y_train=data.y_train[:TRAIN], x_test=data.x_test[:TEST], y_test=data.y_test[:TEST])
+    small = data.replace(
+        x_train=data.x_train[:TRAIN], y_train=data.y_train[:TRAIN], x_test=data.x_test[:TEST], y_test=data.y_test[:TEST]
+    )
     write_image_folder(small, tree)
     return root, tree
 
@@ -98,7 +100,9 @@ def test_every_worker_count_and_epoch_reads_the_same_examples(cifar_tree, monkey
             seen.append(images)
     for images in seen[1:]:
         assert torch.equal(images, seen[0])
-    assert np.array_equal(data.y_train, prepare_data(streamed(tree), corruption, 1.0, seed=5, train_size=300, root=root).y_train)
+    assert np.array_equal(
+        data.y_train, prepare_data(streamed(tree), corruption, 1.0, seed=5, train_size=300, root=root).y_train
+    )
 
 
 def write_tree(root: Path, classes=("cat", "dog"), per_class=2, side=12) -> Path:
@@ -119,7 +123,11 @@ def load_folder(tree: Path, options: str = ",size=8") -> object:
 def test_a_tree_loads_in_imagefolder_order_with_options_and_relative_paths(tmp_path):
     write_tree(tmp_path / "pets", per_class=3)
     data = load_dataset("folder:pets,size=8,standardize=false", tmp_path, download=False)
-    assert data.num_classes == 2 and data.y_train.tolist() == [0, 0, 0, 1, 1, 1] and data.y_test.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (
+        data.num_classes == 2
+        and data.y_train.tolist() == [0, 0, 0, 1, 1, 1]
+        and data.y_test.tolist() == [0, 0, 0, 1, 1, 1]
+    )
     assert data.x_train.shape == (6, 8, 8, 3) and data.input_shape == (3, 8, 8) and not data.standardize
     assert data.x_train.read().dtype == np.uint8
 
@@ -140,7 +148,10 @@ def empty_class(tree: Path) -> None:
     "breakage, message",
     [
         (flatten_classes, "train holds no class folders"),
-        (lambda tree: (tree / "val" / "dog").rename(tree / "val" / "bird"), "same class folders .only in train: dog; only in val: bird"),
+        (
+            lambda tree: (tree / "val" / "dog").rename(tree / "val" / "bird"),
+            "same class folders .only in train: dog; only in val: bird",
+        ),
         (empty_class, "train/dog holds no images"),
         (lambda tree: (tree / "val").rename(tree / "test"), "has no val folder"),
     ],
@@ -233,9 +244,13 @@ def test_the_command_line_trains_on_a_folder_and_names_a_broken_one(tmp_path, mo
     write_tree(tmp_path / "pets", per_class=4)
     app, results = create_app(), str(tmp_path / "results")
     common = ["run", "--plugin", "mlp_1x512", "--corruption", "random_labels", "--max-epochs", "2"]
-    done = CliRunner().invoke(app, [*common, "--dataset", "folder:pets,size=8", "--data-root", str(tmp_path), "--results-dir", results])
+    done = CliRunner().invoke(
+        app, [*common, "--dataset", "folder:pets,size=8", "--data-root", str(tmp_path), "--results-dir", results]
+    )
     assert done.exit_code == 0, done.output
     row = pq.read_table(next((tmp_path / "results" / "runs").glob("*.parquet"))).to_pylist()[0]
     assert row["dataset"] == "folder:pets,size=8" and row["train_size"] == 8 and row["status"] == "completed"
-    broken = CliRunner().invoke(app, [*common, "--dataset", "folder:nowhere", "--data-root", str(tmp_path), "--results-dir", results])
+    broken = CliRunner().invoke(
+        app, [*common, "--dataset", "folder:nowhere", "--data-root", str(tmp_path), "--results-dir", results]
+    )
     assert broken.exit_code == 2 and "nowhere is not a folder" in broken.output

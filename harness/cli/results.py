@@ -138,7 +138,11 @@ def search_architectures(
             table.add_row(
                 row["name"],
                 f"{row['params']:,}" if row["params"] is not None else "-",
-                "data set" if row["kind"] == "dataset" else f"cannot take {shape} input: {row['error'][:120]}" if row["error"] else "",
+                "data set"
+                if row["kind"] == "dataset"
+                else f"cannot take {shape} input: {row['error'][:120]}"
+                if row["error"]
+                else "",
             )
         wide_console().print(table)
 
