@@ -4,8 +4,8 @@ own default: ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the workin
 
 The MLflow run is named after the run id and tagged ``harness.run_id``; its parameters are the run's
 configuration (options left unset, such as ``train_size`` for all examples, are absent), its metrics
-every epoch's losses, accuracies and learning rate (step: the epoch), and at the end the ``runs`` row's
-totals (``epochs``, ``steps``, ``fit_epoch``, ``fit_step``, ``best_test_acc``, ``param_count``,
+every epoch's losses, top-1 and top-5 accuracies and learning rate (step: the epoch), and at the end the ``runs`` row's
+totals (``epochs``, ``steps``, ``fit_epoch``, ``fit_step``, ``best_test_acc``, ``best_test_top5``, ``param_count``,
 ``wall_seconds``). It ends with the tag ``harness.status`` and MLflow status FINISHED (completed),
 KILLED (interrupted) or FAILED. A run resumed from a checkpoint continues the MLflow run of its
 interrupted attempt.
@@ -29,9 +29,29 @@ from mlflow.exceptions import MlflowException
 from harness import hookimpl
 from harness.config import RunConfig
 
-EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "holdout_loss", "holdout_acc", "lr")
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "train_top5",
+    "test_loss",
+    "test_acc",
+    "test_top5",
+    "holdout_loss",
+    "holdout_acc",
+    "holdout_top5",
+    "lr",
+)
 """``epochs`` columns logged as metrics every epoch."""
-FINAL_METRICS = ("epochs", "steps", "fit_epoch", "fit_step", "best_test_acc", "param_count", "wall_seconds")
+FINAL_METRICS = (
+    "epochs",
+    "steps",
+    "fit_epoch",
+    "fit_step",
+    "best_test_acc",
+    "best_test_top5",
+    "param_count",
+    "wall_seconds",
+)
 """``runs`` columns logged as metrics at the end."""
 CONNECT_SECONDS = 5.0
 """How long to wait for a tracking server's connection before giving up on it."""

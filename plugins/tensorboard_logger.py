@@ -21,16 +21,30 @@ from harness.config import CONFIG_COLUMNS
 EPOCH_SCALARS = {
     "train_loss": "train/loss",
     "train_acc": "train/acc",
+    "train_top5": "train/top5",
     "test_loss": "test/loss",
     "test_acc": "test/acc",
+    "test_top5": "test/top5",
     "holdout_loss": "holdout/loss",
     "holdout_acc": "holdout/acc",
+    "holdout_top5": "holdout/top5",
     "lr": "lr",
 }
 """``epochs`` column -> scalar tag."""
 HPARAMS = (*CONFIG_COLUMNS, "train_size", "test_size", "status")
 """``runs`` columns written as hyperparameters."""
-FINAL_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "best_test_acc", "fit_epoch", "epochs")
+FINAL_METRICS = (
+    "train_acc",
+    "test_acc",
+    "train_top5",
+    "test_top5",
+    "train_loss",
+    "test_loss",
+    "best_test_acc",
+    "best_test_top5",
+    "fit_epoch",
+    "epochs",
+)
 """``runs`` columns written as ``final/<column>``, the hyperparameters' metrics."""
 
 

@@ -38,6 +38,7 @@ RESULT_COLUMNS = (
     "epochs",
     "train_acc",
     "test_acc",
+    "test_top5",
     "fit_epoch",
     "fit_step",
     "wall_seconds",
