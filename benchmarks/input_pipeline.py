@@ -4,7 +4,10 @@ torchvision's ImageFolder transforms, through a DataLoader and alone.
 - baseline: torchvision's ``ImageFolder`` with ``Compose([Resize(size), CenterCrop(size),
   ToTensor()])`` (Pillow), float32 CHW tensors;
 - ours: a ``Dataset`` of the same files whose items are ``torch.from_numpy(decode_image(path,
-  size))``, uint8 HWC tensors (the conversion to float happens later, on batches).
+  size))``, uint8 HWC tensors (the conversion to float happens later, on batches);
+- streamed run: the same files read as a run streams a ``folder:`` data set, batches of positions
+  through ``harness.streaming.read_batches`` (each worker decodes whole batches; the workers start
+  anew every pass, as every epoch), against the baseline's loader.
 
 Both go through ``DataLoader(batch_size=64, num_workers=W, persistent_workers=True)``; per core is
 images/second divided by W (the workers decode; with W = 0 the main process, one core, does).
@@ -53,6 +56,7 @@ from torchvision.transforms.v2 import functional as F
 from harness import images
 from harness.images import decode_image, resize_geometry
 from harness.sample_images import write_jpeg_tree
+from harness.streaming import WORKERS_ENV, ImageFiles, in_order, read_batches
 
 BATCH_SIZE = 64
 CLASSES = 10
@@ -112,6 +116,16 @@ def rates(measures: dict[str, Callable[[], int]], rounds: int) -> dict[str, floa
 def loader_pass(loader: DataLoader) -> Callable[[], int]:
     def run() -> int:
         return sum(len(targets) for _, targets in loader)
+
+    return run
+
+
+def streamed_pass(files: ImageFiles) -> Callable[[], int]:
+    """An epoch's reading as a streamed run does it: batches of positions through read_batches (its
+    workers start anew every pass, as every epoch)."""
+
+    def run() -> int:
+        return sum(len(batch) for batch in read_batches(files, in_order(len(files), BATCH_SIZE)))
 
     return run
 
@@ -208,6 +222,7 @@ def main() -> None:
             console.print(f"wrote {tree / 'train'} in {time.perf_counter() - start:.1f} s")
         samples = ImageFolder(str(tree / "train")).samples
         paths = [path for path, _ in samples]
+        os.environ[WORKERS_ENV] = str(args.workers)
         table = Table(
             "size",
             "measure",
@@ -227,12 +242,19 @@ def main() -> None:
                     "ours": DecodedImageFolder(samples, size),
                 }.items()
             }
-            loaded = rates({name: loader_pass(loader) for name, loader in loaders.items()}, args.rounds)
+            files = ImageFiles.of(tree, [os.path.relpath(path, tree) for path in paths], size, "train")
+            passes = {name: loader_pass(loader) for name, loader in loaders.items()}
+            loaded = rates({**passes, "streamed": streamed_pass(files)}, args.rounds)
             del loaders  # their workers exit
             alone = rates(
                 {"baseline": alone_pass(paths, baseline, size), "ours": alone_pass(paths, ours, size)}, args.rounds
             )
-            for measure, rate, per in (("DataLoader", loaded, cores), ("alone", alone, 1)):
+            streamed = {"baseline": loaded["baseline"], "ours": loaded["streamed"]}
+            for measure, rate, per in (
+                ("DataLoader", loaded, cores),
+                ("streamed run", streamed, cores),
+                ("alone", alone, 1),
+            ):
                 table.add_row(
                     str(size),
                     measure,
