@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.options import seconds_from_env
 from harness.results import interrupts_deferred
 
 TIMEOUT_ENV = "HARNESS_CLAIM_TIMEOUT"
@@ -65,16 +65,7 @@ def configured_timeout() -> float:
     harness.errors.ConfigError
         The variable is not a finite number of seconds above 0.
     """
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        timeout = float(text)
-    except ValueError:
-        timeout = math.nan
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds above 0, got '{text}'")
-    return timeout
+    return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 def claim_path(results_dir: Path, run_id: str) -> Path:

@@ -13,7 +13,6 @@ first process that failed.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import uuid
@@ -24,7 +23,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from harness.errors import ConfigError
+from harness.options import seconds_from_env
 
 TIMEOUT_ENV = "HARNESS_DISTRIBUTED_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
@@ -84,16 +83,7 @@ ALONE = World()
 def configured_timeout() -> float:
     """``HARNESS_DISTRIBUTED_TIMEOUT`` when set, else :data:`DEFAULT_TIMEOUT`; ConfigError unless it is a
     number of seconds above 0."""
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        timeout = float(text)
-    except ValueError:
-        timeout = math.nan
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds above 0, got '{text}'")
-    return timeout
+    return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 def launched() -> bool:

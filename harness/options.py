@@ -4,6 +4,8 @@ in a model name all read VALUE as a TOML value when it is one (``60``, ``true``,
 
 from __future__ import annotations
 
+import math
+import os
 import tomllib
 
 from harness.errors import ConfigError
@@ -47,3 +49,18 @@ def parse_key_value(
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
     return key.strip(), parsed
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """The environment variable ``name`` read as a number of seconds above 0, ``default`` when it is unset
+    or empty; ConfigError when it is not such a number."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{name} must be a number of seconds above 0, got '{text}'")
+    return seconds
