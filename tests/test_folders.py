@@ -193,7 +193,7 @@ def test_a_run_streams_photographs_and_learns_their_classes(tmp_path, monkeypatc
     config = RunConfig(model="mlp_1x512", dataset=f"folder:{tree},size=32", max_epochs=8, batch_size=32)
     row = execute(config, tmp_path / "results", device="cpu").row
     assert row["status"] == "completed" and (row["train_size"], row["test_size"]) == (240, 80)
-    assert row["test_acc"] > 0.5 and row["test_top5"] == 1.0  # chance is 0.25; four classes are all in the top 5
+    assert row["test_acc"] > 0.5  # chance is 0.25
 
 
 def test_an_image_too_small_for_the_model_is_one_line(tmp_path):
