@@ -146,7 +146,8 @@ def claimed(results_dir: Path, run_id: str, *, timeout: float | None = None) -> 
         yield claim
     finally:
         if claim is not None:
-            claim.release()
+            with interrupts_deferred():  # a second Ctrl-C or SIGTERM must not leave the file behind
+                claim.release()
 
 
 def create(path: Path) -> str | None:
