@@ -9,6 +9,10 @@ The blocking logic (:mod:`harness.kernels.tiles`, :mod:`harness.kernels.cholesky
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.linalg
 from scipy.linalg import blas, lapack
@@ -31,6 +35,9 @@ class NumpyBackend:
 
     def __init__(self) -> None:
         self._threadpools = ThreadpoolController()
+        blas_threads = [pool["num_threads"] for pool in self._threadpools.info() if pool["user_api"] == "blas"]
+        self.workers = max(blas_threads, default=os.cpu_count() or 1)
+        """Threads of :meth:`map_parallel`: as many as BLAS uses."""
 
     def asarray(self, array, dtype=None) -> np.ndarray:
         """``array`` as a backend array (no copy when it already is one of ``dtype``)."""
@@ -40,10 +47,17 @@ class NumpyBackend:
         """``array`` as a NumPy array."""
         return np.asarray(array)
 
-    def memory_bound(self):
-        """Context for products with a few right-hand sides: they are limited by memory
-        bandwidth, and one BLAS thread avoids a thread synchronization per small call."""
-        return self._threadpools.limit(limits=1, user_api="blas")
+    def map_parallel(self, function: Callable, items: Iterable) -> Iterator:
+        """``function(item)`` for each item, in order, computed by :attr:`workers` threads each calling
+        BLAS on one thread.
+
+        For work that one BLAS call would not spread over the cores: products of tiles with a few
+        right-hand sides (memory bandwidth limits them, and OpenBLAS reaches a larger share of it
+        with one product per core than with its threads on each product; one thread reads a
+        file-backed tile while another computes), and NumPy's single-threaded elementwise passes.
+        """
+        with self._threadpools.limit(limits=1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
+            yield from pool.map(function, items)
 
     def cholesky_in_place(self, tile: np.ndarray) -> int:
         """Overwrite the lower triangle of ``tile`` with its Cholesky factor.

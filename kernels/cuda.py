@@ -11,8 +11,6 @@ memory (:class:`PinnedTileStore`) and are streamed through the GPU
 
 from __future__ import annotations
 
-import contextlib
-
 import cupy
 import cupy.cublas
 import cupyx
@@ -82,9 +80,9 @@ class CupyBackend:
     def to_host(self, array) -> np.ndarray:
         return cupy.asnumpy(array)
 
-    def memory_bound(self):
-        """No thread pool to limit on the GPU."""
-        return contextlib.nullcontext()
+    def map_parallel(self, function, items):
+        """``function(item)`` for each item, in order: one at a time, the GPU runs them in its own order."""
+        return map(function, items)
 
     def synchronize(self) -> None:
         """Wait for the work queued on the device."""

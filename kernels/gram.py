@@ -45,16 +45,28 @@ def check_kernel(kernel: str, bandwidth: float | None) -> None:
         raise ConfigError(f"the {kernel} kernel needs a positive bandwidth γ, got {bandwidth}")
 
 
-def apply_kernel(tile, row_sq_norms, col_sq_norms, kernel: str, bandwidth: float | None, xp, same_points: bool = False):
+def apply_kernel(
+    tile,
+    row_sq_norms,
+    col_sq_norms,
+    kernel: str,
+    bandwidth: float | None,
+    xp,
+    same_points: bool = False,
+    map_strips=map,
+):
     """Turn the Gram tile ``x_i·y_j`` into the kernel tile ``k(x_i, y_j)`` in place, strip by strip.
 
     ``same_points`` marks a diagonal tile of a train×train matrix: its diagonal is
-    set to exactly ``k(x, x) = 1`` rather than a rounding residue.
+    set to exactly ``k(x, x) = 1`` rather than a rounding residue. ``map_strips(function, strips)``
+    runs the strips (a backend's ``map_parallel`` runs them on all cores).
     """
     if kernel == "linear":
         return tile
     row_norms = row_sq_norms.astype(tile.dtype)[:, None]
-    for start, strip in column_strips(tile):
+
+    def transform(column_strip):
+        start, strip = column_strip
         strip *= 2  # strip becomes -‖x - y‖² = 2 x·y - ‖x‖² - ‖y‖²
         strip -= row_norms
         strip -= col_sq_norms[start : start + strip.shape[1]].astype(tile.dtype)[None, :]
@@ -64,6 +76,9 @@ def apply_kernel(tile, row_sq_norms, col_sq_norms, kernel: str, bandwidth: float
             xp.sqrt(strip, out=strip)
         strip *= -bandwidth if kernel == "laplacian" else bandwidth
         xp.exp(strip, out=strip)
+
+    for _ in map_strips(transform, column_strips(tile)):
+        pass
     if same_points:
         xp.fill_diagonal(tile, 1.0)
     return tile
@@ -107,7 +122,7 @@ def accumulate_grams(
     """
     backend = train.backend
     xp = backend.xp
-    epilogue = getattr(backend, "apply_kernel", None) or partial(apply_kernel, xp=xp)
+    epilogue = getattr(backend, "apply_kernel", None) or partial(apply_kernel, xp=xp, map_strips=backend.map_parallel)
     train_rows, test_rows = train.layout.rows, test.layout.rows
     tiles_per_block = len(train.layout.tiles) + len(test.layout.tiles)
     sums = GramSums(xp.zeros(train_rows.size), xp.zeros(test_rows.size), 0, 0)

@@ -10,6 +10,7 @@ blocked algorithms work the same on both.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,10 +131,10 @@ class MemoryTileStore(TileStore):
 
 
 class FileTileStore(TileStore):
-    """Tiles in a memory-mapped file; each access maps, copies and unmaps one tile.
+    """Tiles in a file; each access reads or writes one tile with ``pread``/``pwrite``.
 
     Only the tile being used is resident in this process; the rest stays on disk
-    or in the page cache.
+    or in the page cache. Tiles may be read from several threads at once.
     """
 
     in_memory = False
@@ -144,15 +145,41 @@ class FileTileStore(TileStore):
         with open(self.path, "wb") as file:
             file.truncate(self.nbytes)
 
-    def _map(self, i: int, j: int, mode: str) -> np.memmap:
-        offset = self.layout.offset(i, j) * self.dtype.itemsize
-        return np.memmap(self.path, self.dtype, mode, offset=offset, shape=self.layout.shape(i, j), order="F")
-
     def read(self, i: int, j: int):
-        return self.backend.asarray(np.array(self._map(i, j, "r"), order="F"))
+        tile = np.empty(self.layout.shape(i, j), self.dtype, order="F")
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            _transfer(os.preadv, descriptor, _bytes_of(tile), self._byte_offset(i, j))
+        finally:
+            os.close(descriptor)
+        return self.backend.asarray(tile)
 
     def write(self, i: int, j: int, tile) -> None:
-        self._map(i, j, "r+")[...] = self.backend.to_host(tile)
+        tile = np.asfortranarray(self.backend.to_host(tile), dtype=self.dtype)
+        if tile.shape != self.layout.shape(i, j):
+            raise ValueError(f"tile ({i}, {j}) has shape {self.layout.shape(i, j)}, got {tile.shape}")
+        descriptor = os.open(self.path, os.O_WRONLY)
+        try:
+            _transfer(os.pwritev, descriptor, _bytes_of(tile), self._byte_offset(i, j))
+        finally:
+            os.close(descriptor)
+
+    def _byte_offset(self, i: int, j: int) -> int:
+        return self.layout.offset(i, j) * self.dtype.itemsize
+
+
+def _bytes_of(tile: np.ndarray) -> memoryview:
+    """The bytes of a Fortran-ordered ``tile``, in memory order."""
+    return memoryview(tile.T).cast("B")
+
+
+def _transfer(call, descriptor: int, remaining: memoryview, offset: int) -> None:
+    """``os.preadv`` or ``os.pwritev`` until all of ``remaining`` has moved (a call may move fewer bytes)."""
+    while remaining:
+        moved = call(descriptor, [remaining], offset)
+        if moved == 0:
+            raise OSError(f"the tile file ended {len(remaining)} bytes early")
+        remaining, offset = remaining[moved:], offset + moved
 
 
 def copy_tiles(source: TileStore, target: TileStore) -> None:

@@ -80,6 +80,27 @@ def test_products_by_tiles():
     np.testing.assert_allclose(matmul(store_of(rectangular, lower=False), x), rectangular @ x, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_products_of_float32_tiles_are_float64_and_do_not_depend_on_the_workers(on_disk, tmp_path):
+    rng = np.random.default_rng(4)
+    symmetric = random_spd(1500).astype(np.float32)  # tiles of 600: strips of 256, 256 and 88 columns
+    x = rng.standard_normal((1500, 3))
+    results = []
+    for workers in (1, 3):
+        store = store_of(symmetric, dtype=np.float32, folder=tmp_path if on_disk else None, tile=600)
+        store.backend.workers = workers
+        results.append((symmetric_matmul(store, x), cholesky_solve(store, x)))
+    np.testing.assert_allclose(results[0][0], symmetric.astype(np.float64) @ x, rtol=1e-12)
+    for one_worker, three_workers in zip(*results):
+        np.testing.assert_array_equal(one_worker, three_workers)
+
+
+def test_a_tile_file_rejects_a_tile_of_another_shape(tmp_path):
+    store = store_of(random_spd(SIZE), folder=tmp_path)
+    with pytest.raises(ValueError, match=r"tile \(1, 0\) has shape \(64, 64\)"):
+        store.write(1, 0, np.zeros((64, 32)))
+
+
 def test_unknown_backend_is_rejected():
     assert get_backend("numpy").device == "cpu"
     with pytest.raises(ValueError, match="available: numpy"):
