@@ -65,8 +65,12 @@ class _FilterBankFeatures:
         """The filters, stacked along dimension 0."""
         raise NotImplementedError
 
-    def _transform(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        """Features (B, len(filters) * dim_per_filter) of images x (B, C, H, W)."""
+    def _prepare(self, filters: torch.Tensor):
+        """What :meth:`_transform` needs of a chunk of filters, computed once per chunk (the filters themselves)."""
+        return filters
+
+    def _transform(self, x: torch.Tensor, filters) -> torch.Tensor:
+        """Features (B, len(filters) * dim_per_filter) of images x (B, C, H, W), ``filters`` from :meth:`_prepare`."""
         raise NotImplementedError
 
     def dim(self, input_shape: tuple[int, int, int]) -> int:
@@ -88,10 +92,11 @@ class _FilterBankFeatures:
     @torch.no_grad()
     def _apply(self, x: np.ndarray, filters: torch.Tensor) -> np.ndarray:
         out = np.empty((len(x), len(filters) * self._dim_per_filter(x.shape[1:])), np.float32)
+        prepared = self._prepare(filters)
         for start in range(0, len(x), self.batch_size):
             batch = torch.from_numpy(np.asarray(x[start : start + self.batch_size], np.float32))
             batch = batch.permute(0, 3, 1, 2).to(self.device)
-            out[start : start + len(batch)] = self._transform(batch, filters).cpu().numpy()
+            out[start : start + len(batch)] = self._transform(batch, prepared).cpu().numpy()
         return out
 
 
@@ -234,11 +239,15 @@ class RandomConvFeatures(_FilterBankFeatures):
         weights = filters @ whitening
         return torch.from_numpy(np.column_stack([weights, -weights @ mean])).float()
 
-    def _transform(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
-        weight = filters[:, :-1].reshape(len(filters), x.shape[1], self.patch, self.patch)
+    def _prepare(self, filters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's convolution weights (C, patch, patch) and offsets (1, filters, 1, 1)."""
+        weight = filters[:, :-1].reshape(len(filters), -1, self.patch, self.patch)
         # f . (p - mean(p)) = (f - mean(f)) . p: the patches' means drop out of the convolution.
         weight = weight - weight.mean((1, 2, 3), keepdim=True)
-        offset = filters[:, -1].reshape(1, -1, 1, 1).contiguous()  # a strided offset halves the speed of its pass
+        return weight, filters[:, -1].reshape(1, -1, 1, 1).contiguous()  # a strided offset halves its pass's speed
+
+    def _transform(self, x: torch.Tensor, filters: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        weight, offset = filters
         mean = F.avg_pool2d(x.mean(1, keepdim=True), self.patch, stride=1)
         variance = F.avg_pool2d(x.square().mean(1, keepdim=True), self.patch, stride=1) - mean**2
         scale = (variance.clamp_min(0) + CONTRAST_EPS).sqrt()
@@ -248,10 +257,18 @@ class RandomConvFeatures(_FilterBankFeatures):
         # With bias >= 0 at most one polarity is non-zero: s = sign(z) max(|z| - bias, 0) holds both,
         # max(0, z - bias) = (|s| + s) / 2 and max(0, -z - bias) = (|s| - s) / 2, pooled from two passes.
         shrunk = torch.ops.aten.softshrink.out(response, self.bias, out=response)
-        signed = F.adaptive_avg_pool2d(shrunk, 2)
-        magnitude = F.adaptive_avg_pool2d(shrunk.abs_(), 2)
+        signed = _quadrant_means(shrunk)
+        magnitude = _quadrant_means(shrunk.abs_())
         pooled = torch.stack([magnitude + signed, magnitude - signed], 2)  # (batch, filters, 2 polarities, 2, 2)
         return pooled.flatten(1) / (2 * math.sqrt(self.num_filters))
+
+
+def _quadrant_means(maps: torch.Tensor) -> torch.Tensor:
+    """Means of (B, F, H, W) maps over their four quadrants, (B, F, 2, 2): ``adaptive_avg_pool2d(maps, 2)``,
+    whose windows have the same size, ceil(side / 2), and overlap in the middle row or column when the
+    side is odd; the fixed-window pooling is faster on channels-last maps."""
+    height, width = maps.shape[-2:]
+    return F.avg_pool2d(maps, (-(-height // 2), -(-width // 2)), stride=(max(height // 2, 1), max(width // 2, 1)))
 
 
 def _normalized_patches(x: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:
