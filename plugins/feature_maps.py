@@ -266,9 +266,11 @@ class RandomConvFeatures(_FilterBankFeatures):
 def _quadrant_means(maps: torch.Tensor) -> torch.Tensor:
     """Means of (B, F, H, W) maps over their four quadrants, (B, F, 2, 2): ``adaptive_avg_pool2d(maps, 2)``,
     whose windows have the same size, ceil(side / 2), and overlap in the middle row or column when the
-    side is odd; the fixed-window pooling is faster on channels-last maps."""
+    side is odd; the fixed-window pooling is faster on channels-last maps (a side of 1 has no such window)."""
     height, width = maps.shape[-2:]
-    return F.avg_pool2d(maps, (-(-height // 2), -(-width // 2)), stride=(max(height // 2, 1), max(width // 2, 1)))
+    if min(height, width) < 2:
+        return F.adaptive_avg_pool2d(maps, 2)
+    return F.avg_pool2d(maps, (-(-height // 2), -(-width // 2)), stride=(height // 2, width // 2))
 
 
 def _normalized_patches(x: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:

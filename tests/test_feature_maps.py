@@ -149,7 +149,7 @@ def random_conv_by_its_definition(x: np.ndarray, filters: torch.Tensor, patch: i
     return (torch.stack(quadrants, -1).flatten(1) / np.sqrt(len(filters))).numpy()
 
 
-@pytest.mark.parametrize("side, bias", [(11, 0.25), (12, 0.0)])
+@pytest.mark.parametrize("side, bias", [(11, 0.25), (12, 0.0), (3, 0.1)])  # response maps 9, 10 and 1 wide
 def test_random_conv_features_are_their_definition(side, bias):
     x = images(6, (side, side, 3))
     feature_map = RandomConvFeatures(num_filters=10, patch=3, bias=bias, block_dim=8 * 4)
