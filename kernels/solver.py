@@ -134,7 +134,7 @@ def solve_kernel_regression(
     With several feature blocks, which are not kept, "auto" takes float64 when its
     factor fits in memory, float32 otherwise.
     ``memory_budget`` (bytes or e.g. "20GB"; default a share of the available RAM)
-    bounds the solver's own arrays; what does not fit goes to memory-mapped files in
+    bounds the solver's own arrays; what does not fit goes to tile files in
     a temporary folder under ``temp_dir``, removed on exit, also on interruption.
     ``backend="cupy"`` solves on the GPU: the budget (default a share of the free
     device memory) is then device memory, and what does not fit stays in pinned host

@@ -1,4 +1,4 @@
-"""Matrices stored as square tiles, in memory or in a memory-mapped file.
+"""Matrices stored as square tiles, in memory or in a file.
 
 A :class:`TileLayout` places the tiles of a matrix, column of tiles after column
 of tiles, in one flat buffer; a symmetric matrix keeps only its lower tiles
