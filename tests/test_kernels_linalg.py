@@ -84,13 +84,20 @@ def test_products_by_tiles():
 def test_products_of_float32_tiles_are_float64_and_do_not_depend_on_the_workers(on_disk, tmp_path):
     rng = np.random.default_rng(4)
     symmetric = random_spd(1500).astype(np.float32)  # tiles of 600: strips of 256, 256 and 88 columns
+    rectangular = rng.standard_normal((700, 1500)).astype(np.float32)
     x = rng.standard_normal((1500, 3))
     results = []
     for workers in (1, 3):
-        store = store_of(symmetric, dtype=np.float32, folder=tmp_path if on_disk else None, tile=600)
-        store.backend.workers = workers
-        results.append((symmetric_matmul(store, x), cholesky_solve(store, x)))
+        stores = []
+        for name, matrix, lower in (("symmetric", symmetric, True), ("rectangular", rectangular, False)):
+            folder = tmp_path / f"{name}-{workers}" if on_disk else None
+            if folder is not None:
+                folder.mkdir()
+            stores.append(store_of(matrix, dtype=np.float32, lower=lower, folder=folder, tile=600))
+            stores[-1].backend.workers = workers
+        results.append((symmetric_matmul(stores[0], x), matmul(stores[1], x), cholesky_solve(stores[0], x)))
     np.testing.assert_allclose(results[0][0], symmetric.astype(np.float64) @ x, rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], rectangular.astype(np.float64) @ x, rtol=1e-12, atol=1e-12)
     for one_worker, three_workers in zip(*results):
         np.testing.assert_array_equal(one_worker, three_workers)
 
