@@ -6,7 +6,7 @@
 # Usage: scripts/table3-cifar10-cpu.sh [BUNDLE] [FILTERS...]
 #   BUNDLE   the results folder (default reproduction/cpu-2core/table3-cifar10)
 #   FILTERS  numbers of random conv-net filters, one row each (default: 1000; the paper's 32000 takes
-#            hours on a laptop-class CPU)
+#            about 1.5 hours on 2 cores)
 # Every row already stored is skipped, so running it again adds only the missing rows. Each row's
 # time and peak memory are stored with it (kernel_runs.wall_seconds, peak_memory_bytes).
 set -u
