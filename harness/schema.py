@@ -83,7 +83,12 @@ RUNS_SCHEMA = schema(
         "seconds of training and evaluation, summed over every session that trained the run (the last epoch's "
         "epochs.wall_seconds)",
     ),
-    column("started_at", pa.timestamp("us", tz="UTC"), "start time (UTC)"),
+    column(
+        "started_at",
+        pa.timestamp("us", tz="UTC"),
+        "start time (UTC) of the session that stored this row: a resumed run (resumed_from_epoch > 0) began "
+        "earlier, in a session that wall_seconds also counts",
+    ),
     column("device", pa.string(), "torch device the run used"),
     column("harness_version", pa.string(), "harness version"),
     column("torch_version", pa.string(), "torch version"),

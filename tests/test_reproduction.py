@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 
 from harness.cli import create_app
 from harness.readme import section
-from harness.reports.status import BUNDLE_FILE, SECTION_NAME, find_bundles, precision_section, render
+from harness.reports.status import (
+    BUNDLE_FILE,
+    SECTION_NAME,
+    find_bundles,
+    precision_section,
+    render,
+    table1_section,
+)
 from harness.reports.store import load_runs
 from harness.results import INDEX_FOLDER, read_row, read_table, stored_schema_version
 from harness.schema import schema_version
@@ -162,6 +169,19 @@ def test_a_sweep_pointed_at_a_bundle_adds_only_the_missing_runs(tmp_path):
     assert again["train_acc"] == pytest.approx(shipped["train_acc"], abs=TRAIN_ACC_TOLERANCE)
     assert again["test_acc"] == pytest.approx(shipped["test_acc"], abs=TEST_ACC_TOLERANCE)
     assert pl.read_parquet(f"{bundle}/runs/*.parquet").height == len(configs)  # shipped and new runs, one schema
+
+
+def test_table1_status_names_as_not_run_only_rows_of_the_bundles_models(tmp_path):
+    shutil.copytree(BUNDLES / "cpu-2core" / "full-scale-alexnet", tmp_path / "alexnet")
+    weight_decay_row = "ed04f0c0660972e5"  # AlexNet, true labels, weight decay
+    for table in ("runs", "epochs", "examples"):
+        (tmp_path / "alexnet" / table / f"{weight_decay_row}.parquet").unlink()
+    [bundle] = find_bundles(tmp_path)
+
+    [note] = [line for line in table1_section(bundle) if line.startswith("Not run: ")]
+    not_run = note.removeprefix("Not run: ").removesuffix(".").split("; ")
+    assert "alexnet true labels weight_decay" in not_run
+    assert all(row.startswith("alexnet ") for row in not_run)  # no MLP or Inception row: those are other bundles'
 
 
 def invoke(*args):
