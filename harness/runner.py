@@ -19,7 +19,7 @@ from harness.errors import ConfigError
 from harness.loggers import RunLoggers, check_loggers
 from harness.registry import get_registry
 from harness.regularizers import build_regularizers
-from harness.results import check_writable, completed_row, read_row, table_path, write_table
+from harness.results import check_writable, completed_row, interrupts_deferred, read_row, table_path, write_table
 from harness.schema import EPOCHS_SCHEMA, EXAMPLES_SCHEMA, RUNS_SCHEMA
 from harness.training import RunProgress, Training, model_options, train_alone
 
@@ -188,9 +188,10 @@ def finish_run(run: StartedRun, status: str, error: BaseException | None = None)
         run.announce()  # (a pack's run that stops before its first packed step)
         run.loggers.run_finished(row)
     finally:  # a Ctrl-C while the loggers finish loses nothing
-        path = store(run.results_dir, row, training.history, training.examples_table())
-    if row["status"] == "completed":
-        training.checkpoint_path.unlink(missing_ok=True)
+        with interrupts_deferred():  # nor one between storing a completed run and removing its checkpoint
+            path = store(run.results_dir, row, training.history, training.examples_table())
+            if row["status"] == "completed":
+                training.checkpoint_path.unlink(missing_ok=True)
     return path
 
 

@@ -1,8 +1,12 @@
+import os
+import signal
+
 import duckdb
 import pyarrow.parquet as pq
 import pytest
 import torch
 
+from harness import runner
 from harness.config import RunConfig
 from harness.data import CORRUPTION_SCHEME
 from harness.runner import execute, resolve_config
@@ -73,6 +77,21 @@ def test_interrupt_stores_finished_epochs_and_no_temp_files(tmp_path):
     assert [str(p) for p in leftovers] == [f"checkpoints/{config.run_id}.pt"]  # kept for the resume, nothing else
     # An interrupted run is not "completed": running again redoes it.
     assert not execute(config, tmp_path, device="cpu").skipped
+
+
+def test_ctrl_c_as_a_completed_run_is_stored_takes_effect_after_its_checkpoint_is_removed(tmp_path, monkeypatch):
+    def store_then_interrupt(*args):
+        path = store(*args)
+        os.kill(os.getpid(), signal.SIGINT)  # between the stored row and the checkpoint's removal
+        return path
+
+    store = runner.store
+    monkeypatch.setattr(runner, "store", store_then_interrupt)
+    config = resolve_config(RunConfig(**SMALL, max_epochs=2))
+    with pytest.raises(KeyboardInterrupt):
+        execute(config, tmp_path, device="cpu")
+    assert pq.read_table(tmp_path / "runs" / f"{config.run_id}.parquet").to_pylist()[0]["status"] == "completed"
+    assert not (tmp_path / "checkpoints" / f"{config.run_id}.pt").exists()
 
 
 class FailAt(RunProgress):
