@@ -80,12 +80,13 @@ def test_interrupt_stores_finished_epochs_and_no_temp_files(tmp_path):
 
 
 def test_ctrl_c_as_a_completed_run_is_stored_takes_effect_after_its_checkpoint_is_removed(tmp_path, monkeypatch):
+    store = runner.store
+
     def store_then_interrupt(*args):
         path = store(*args)
         os.kill(os.getpid(), signal.SIGINT)  # between the stored row and the checkpoint's removal
         return path
 
-    store = runner.store
     monkeypatch.setattr(runner, "store", store_then_interrupt)
     config = resolve_config(RunConfig(**SMALL, max_epochs=2))
     with pytest.raises(KeyboardInterrupt):

@@ -145,7 +145,9 @@ def title(name: str, report: str, bundle: Bundle, runs: list[dict] | None = None
 
 def table1_section(bundle: Bundle) -> list[str]:
     runs = load_runs(bundle.path, "cifar10")
-    built, _ = table1.build(runs)
+    held = {paper.model for paper in table1.PAPER_TABLE1 if table1.paper_runs(runs, paper)}
+    papers = [paper for paper in table1.PAPER_TABLE1 if paper.model in held]  # other models' rows: other bundles
+    built, missing = table1.build(runs, papers=papers)
     rows = [
         [
             row["model"],
@@ -160,13 +162,7 @@ def table1_section(bundle: Bundle) -> list[str]:
         for row in built
         if row["seeds"]
     ]
-    behind = [run for paper in table1.PAPER_TABLE1 for run in table1.paper_runs(runs, paper)]
-    shown_models = {row["model"] for row in built if row["seeds"]}  # the rows of other models live in other bundles
-    not_run = [
-        paper.describe()
-        for paper, row in zip(table1.PAPER_TABLE1, built, strict=True)
-        if not row["seeds"] and row["model"] in shown_models
-    ]
+    behind = [run for paper in papers for run in table1.paper_runs(runs, paper)]
     return section(
         title("Table 1", "table1", bundle, behind),
         [
@@ -180,7 +176,7 @@ def table1_section(bundle: Bundle) -> list[str]:
             "fit epoch",
         ],
         rows,
-        (f"Not run: {'; '.join(not_run)}.",) if not_run else (),
+        (f"Not run: {'; '.join(missing.runs)}.",) if missing.runs else (),
     )
 
 

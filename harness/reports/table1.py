@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +101,12 @@ def paper_runs(runs: list[dict], paper: PaperRow) -> list[dict]:
     return select(runs, paper.model, corruption, 1.0 if paper.random_labels else None, paper.regularizers)
 
 
-def build(runs: list[dict]) -> tuple[list[dict], Missing]:
-    """One output row per paper row: our seed-averaged accuracies beside the paper's."""
+def build(runs: list[dict], *, papers: Sequence[PaperRow] = PAPER_TABLE1) -> tuple[list[dict], Missing]:
+    """One output row per paper row of ``papers`` (all of Table 1 by default): our seed-averaged accuracies
+    beside the paper's; the rows without a run are missing."""
     missing = Missing("table1")
     table = []
-    for paper in PAPER_TABLE1:
+    for paper in papers:
         matches = paper_runs(runs, paper)
         if not matches:
             missing.add(paper.describe())
